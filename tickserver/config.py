@@ -1,0 +1,427 @@
+"""One frozen, typed configuration tree: embedded defaults < TOML file < TICKSERVER_* env.
+
+Every section is a pydantic model with ``extra="forbid"`` and ``frozen=True``, so an unknown
+key or a bad value fails at start with a message naming the key (``server.port``) and what
+was expected. Environment overrides use ``TICKSERVER_<SECTION>__<KEY>`` (double underscore
+between levels, e.g. ``TICKSERVER_SERVER__PORT=9000`` or
+``TICKSERVER_SOURCES__SIM__RATE=5000``); values are parsed as TOML literals when they can be
+(``9000``, ``true``, ``["AAPL", "MSFT"]``) and as plain strings otherwise; list fields also
+accept ``AAPL,MSFT``.
+
+Secrets never live in the TOML file: the API token, Alpha Vantage key and Kafka passwords are
+read from environment variables whose *names* the config holds.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+ENV_PREFIX = "TICKSERVER_"
+# Environment variables that start with the prefix but are not config overrides.
+NON_OVERRIDE_ENV = frozenset({"TICKSERVER_API_TOKEN", "TICKSERVER_CONFIG"})
+
+INTERVALS: dict[str, int] = {
+    "tick": 0,
+    "1s": 1_000_000_000,
+    "5s": 5_000_000_000,
+    "15s": 15_000_000_000,
+    "30s": 30_000_000_000,
+    "1m": 60_000_000_000,
+    "5m": 300_000_000_000,
+    "15m": 900_000_000_000,
+    "30m": 1_800_000_000_000,
+    "1h": 3_600_000_000_000,
+    "4h": 14_400_000_000_000,
+    "1d": 86_400_000_000_000,
+}
+"""Bar intervals tickserver understands, in nanoseconds (``tick`` = every trade)."""
+
+DEFAULT_SYMBOLS = ("AAPL", "MSFT", "NVDA", "AMZN", "GOOGL", "META", "TSLA", "SPY")
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message names each bad key."""
+
+
+def _split_csv(value: Any) -> Any:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+CsvList = Annotated[list[str], BeforeValidator(_split_csv)]
+
+
+class Section(BaseModel):
+    """Base of every config section: frozen, unknown keys forbidden."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+
+
+def _check_interval(value: str) -> str:
+    if value not in INTERVALS:
+        raise ValueError(f"unknown interval {value!r}; expected one of {', '.join(INTERVALS)}")
+    return value
+
+
+Interval = Annotated[str, BeforeValidator(_check_interval)]
+
+
+class ServerConfig(Section):
+    """HTTP/GraphQL server."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    auth_token_env: str = Field(
+        "TICKSERVER_API_TOKEN",
+        description="Name of the env var holding the bearer token; auth is on when it is set.",
+    )
+    cors_origins: CsvList = Field(default_factory=list)
+    graphiql: bool = True
+    max_query_depth: int = Field(12, ge=1)
+    max_aliases: int = Field(30, ge=1)
+    max_subscriptions_per_connection: int = Field(64, ge=1)
+    subscriber_queue: int = Field(256, ge=1, description="Messages queued per subscription.")
+    ws_heartbeat_s: float = Field(20.0, gt=0)
+    shutdown_timeout_s: float = Field(10.0, gt=0)
+    static_dir: str | None = Field(None, description="Serve the dashboard from here instead.")
+
+
+class LogConfig(Section):
+    """Logging: JSON lines under systemd (no TTY), readable lines on a terminal."""
+
+    format: Literal["auto", "json", "text"] = "auto"
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class MarketConfig(Section):
+    """Instruments and the hot state kept per symbol."""
+
+    symbols: CsvList = Field(default_factory=lambda: list(DEFAULT_SYMBOLS))
+    ring_capacity: int = Field(100_000, ge=16, description="Trades kept per symbol (ring).")
+    bar_capacity: int = Field(5_000, ge=16, description="Closed bars kept per symbol+interval.")
+    intervals: list[Interval] = Field(default_factory=lambda: ["1s", "1m", "5m", "1h", "1d"])
+    tick_size: float = Field(0.0001, gt=0, description="Default price increment of the books.")
+    tick_sizes: dict[str, float] = Field(default_factory=dict)
+    calendar: str = Field("XNYS", description="exchange_calendars code for sessions/1d bars.")
+    timezone: str = "America/New_York"
+
+    @field_validator("intervals")
+    @classmethod
+    def _no_tick_interval(cls, v: list[str]) -> list[str]:
+        if "tick" in v:
+            raise ValueError("'tick' is not a bar interval (indicators may use it)")
+        if len(set(v)) != len(v):
+            raise ValueError("intervals must not repeat")
+        return v
+
+
+IndicatorKind = Literal["sma", "ema", "rsi", "macd", "bbands", "atr", "vwap", "stddev", "zscore"]
+
+
+class IndicatorConfig(Section):
+    """One indicator, computed per symbol on each listed interval.
+
+    Outputs are named after ``name``: single-output indicators publish ``name``;
+    ``macd`` publishes ``name``, ``name.signal``, ``name.hist``; ``bbands`` publishes
+    ``name.upper``, ``name.middle``, ``name.lower``.
+    """
+
+    name: str
+    kind: IndicatorKind
+    period: int = Field(14, ge=1)
+    fast: int = Field(12, ge=1)
+    slow: int = Field(26, ge=1)
+    signal: int = Field(9, ge=1)
+    k: float = Field(2.0, gt=0)
+    intervals: list[Interval] = Field(default_factory=lambda: ["tick", "1m"])
+
+
+def _default_indicators() -> list[IndicatorConfig]:
+    return [
+        IndicatorConfig(name="ema12", kind="ema", period=12),
+        IndicatorConfig(name="ema26", kind="ema", period=26),
+        IndicatorConfig(name="sma20", kind="sma", period=20),
+        IndicatorConfig(name="rsi14", kind="rsi", period=14),
+        IndicatorConfig(name="macd", kind="macd", fast=12, slow=26, signal=9),
+        IndicatorConfig(name="bb", kind="bbands", period=20, k=2.0),
+        IndicatorConfig(name="atr14", kind="atr", period=14),
+        IndicatorConfig(name="vwap", kind="vwap"),
+        IndicatorConfig(name="z20", kind="zscore", period=20),
+    ]
+
+
+class SignalRuleConfig(Section):
+    """A trading-signal rule evaluated per symbol on one interval.
+
+    - ``crossover``: fires +1 when output ``fast`` crosses above ``slow``, -1 when below.
+    - ``threshold``: fires -1 when ``indicator`` crosses above ``above`` (overbought) and +1
+      when it crosses below ``below`` (oversold).
+    - ``breakout``: fires +1 when the price closes above ``<band>.upper``, -1 below
+      ``<band>.lower``.
+    """
+
+    name: str
+    kind: Literal["crossover", "threshold", "breakout"]
+    interval: Interval = "1m"
+    fast: str | None = None
+    slow: str | None = None
+    indicator: str | None = None
+    above: float | None = None
+    below: float | None = None
+    band: str | None = None
+
+    @model_validator(mode="after")
+    def _fields_for_kind(self) -> SignalRuleConfig:
+        need = {
+            "crossover": ("fast", "slow"),
+            "threshold": ("indicator",),
+            "breakout": ("band",),
+        }[self.kind]
+        missing = [f for f in need if getattr(self, f) is None]
+        if missing:
+            raise ValueError(f"{self.kind} rule {self.name!r} needs {', '.join(missing)}")
+        if self.kind == "threshold" and self.above is None and self.below is None:
+            raise ValueError(f"threshold rule {self.name!r} needs 'above' and/or 'below'")
+        return self
+
+
+def _default_rules() -> list[SignalRuleConfig]:
+    return [
+        SignalRuleConfig(name="ema_cross", kind="crossover", fast="ema12", slow="ema26"),
+        SignalRuleConfig(
+            name="rsi_extreme", kind="threshold", indicator="rsi14", above=70, below=30
+        ),
+        SignalRuleConfig(name="bb_breakout", kind="breakout", band="bb"),
+    ]
+
+
+class EngineConfig(Section):
+    """How the engine drives the core."""
+
+    advance_interval_ms: int = Field(
+        100, ge=10, description="How often forming bars are closed on the clock."
+    )
+    bar_close_grace_ms: int = Field(
+        250, ge=0, description="Wait this long past a bar's end for late trades before closing it."
+    )
+    forming_updates: bool = Field(True, description="Publish forming-bar updates to subscribers.")
+    forming_update_ms: int = Field(250, ge=10)
+
+
+class SourcesConfig(Section):
+    """Which feeds run. Each provider's own options live in ``[sources.<name>]``."""
+
+    model_config = ConfigDict(frozen=True, extra="allow", validate_default=True)
+
+    enabled: CsvList = Field(default_factory=lambda: ["sim"])
+
+
+class BusConfig(Section):
+    """In-process fan-out."""
+
+    subscriber_maxsize: int = Field(256, ge=1)
+
+
+class KafkaConfig(Section):
+    """Kafka sink (optional): nothing is published when ``enabled`` is false."""
+
+    enabled: bool = False
+    bootstrap_servers: CsvList = Field(default_factory=lambda: ["127.0.0.1:9092"])
+    topic_prefix: str = "tickserver"
+
+
+class StoreConfig(Section):
+    """History store (Parquet on local disk, or S3 when ``s3_bucket`` is set)."""
+
+    enabled: bool = True
+    path: str = "./tickserver-data"
+
+
+class CloudWatchConfig(Section):
+    """CloudWatch metrics (embedded metric format on stdout or PutMetricData)."""
+
+    enabled: bool = False
+    namespace: str = "tickserver"
+
+
+class Config(Section):
+    """The whole configuration tree."""
+
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    log: LogConfig = Field(default_factory=LogConfig)
+    market: MarketConfig = Field(default_factory=MarketConfig)
+    engine: EngineConfig = Field(default_factory=EngineConfig)
+    indicators: list[IndicatorConfig] = Field(default_factory=_default_indicators)
+    signals: list[SignalRuleConfig] = Field(default_factory=_default_rules)
+    sources: SourcesConfig = Field(default_factory=SourcesConfig)
+    bus: BusConfig = Field(default_factory=BusConfig)
+    kafka: KafkaConfig = Field(default_factory=KafkaConfig)
+    store: StoreConfig = Field(default_factory=StoreConfig)
+    cloudwatch: CloudWatchConfig = Field(default_factory=CloudWatchConfig)
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Config:
+        names = [i.name for i in self.indicators]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise ValueError(f"indicator names must be unique: {', '.join(sorted(dup))}")
+        rules = [r.name for r in self.signals]
+        if len(set(rules)) != len(rules):
+            raise ValueError("signal rule names must be unique")
+        return self
+
+    def source_section(self, name: str) -> Mapping[str, Any]:
+        """Return the raw ``[sources.<name>]`` table (validated by the source's own model)."""
+        extra = self.sources.model_extra or {}
+        section = extra.get(name, {})
+        if not isinstance(section, Mapping):
+            raise ConfigError(f"sources.{name}: expected a table, got {type(section).__name__}")
+        return section
+
+
+# ----------------------------------------------------------------------------------- loading
+
+
+def _parse_env_value(raw: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    """Turn ``TICKSERVER_A__B__C=v`` variables into a nested ``{"a": {"b": {"c": v}}}``."""
+    tree: dict[str, Any] = {}
+    for key, raw in sorted(environ.items()):
+        if not key.startswith(ENV_PREFIX) or key in NON_OVERRIDE_ENV:
+            continue
+        path = key[len(ENV_PREFIX) :].lower().split("__")
+        if len(path) < 2 or any(not p for p in path):
+            raise ConfigError(
+                f"{key}: config overrides are named TICKSERVER_<SECTION>__<KEY> "
+                "(double underscore between levels)"
+            )
+        node = tree
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"{key}: conflicts with another override")
+        node[path[-1]] = _parse_env_value(raw)
+    return tree
+
+
+def deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge ``over`` into a copy of ``base`` (tables merge, everything else replaces)."""
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def format_validation_error(err: ValidationError, origin: str) -> str:
+    """Render pydantic's errors as one line per key: ``server.port: <what was expected>``."""
+    lines = [f"invalid configuration ({origin}):"]
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "<root>"
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key"
+        got = e.get("input")
+        shown = "" if e["type"] in ("extra_forbidden", "missing") else f" (got {got!r})"
+        lines.append(f"  {loc}: {msg}{shown}")
+    return "\n".join(lines)
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Config:
+    """Load the configuration.
+
+    Parameters
+    ----------
+    path
+        TOML file; ``None`` uses the embedded defaults only.
+    environ
+        Environment to read ``TICKSERVER_*`` overrides from (default ``os.environ``).
+    overrides
+        Highest-priority values, e.g. from command-line flags, as a nested mapping.
+
+    Raises
+    ------
+    ConfigError
+        Naming every bad or unknown key.
+    """
+    data: dict[str, Any] = {}
+    origin = "embedded defaults"
+    if path is not None:
+        p = Path(path)
+        try:
+            data = tomllib.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file not found: {p}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{p}: not valid TOML: {exc}") from None
+        origin = str(p)
+    env = env_overrides(os.environ if environ is None else environ)
+    if env:
+        data = deep_merge(data, env)
+        origin += " + environment"
+    if overrides:
+        data = deep_merge(data, overrides)
+        origin += " + command line"
+    try:
+        cfg = Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, origin)) from None
+    _validate_plugin_sections(cfg, origin)
+    return cfg
+
+
+def _validate_plugin_sections(cfg: Config, origin: str) -> None:
+    """Validate ``[sources.<name>]`` tables with each source's own model."""
+    from tickserver.sources import registry
+
+    extra = cfg.sources.model_extra or {}
+    for name in extra:
+        if name not in registry.available():
+            raise ConfigError(
+                f"invalid configuration ({origin}):\n  sources.{name}: unknown source; "
+                f"available: {', '.join(sorted(registry.available()))}"
+            )
+    for name in cfg.sources.enabled:
+        if name not in registry.available():
+            raise ConfigError(
+                f"invalid configuration ({origin}):\n  sources.enabled: unknown source {name!r}; "
+                f"available: {', '.join(sorted(registry.available()))}"
+            )
+    for name in set(extra) | set(cfg.sources.enabled):
+        try:
+            registry.get(name).config_model.model_validate(cfg.source_section(name))
+        except ValidationError as exc:
+            msg = format_validation_error(exc, origin)
+            raise ConfigError(
+                msg.replace("\n  ", f"\n  sources.{name}.").replace(
+                    f"sources.{name}.<root>", f"sources.{name}"
+                )
+            ) from None

@@ -1,0 +1,1 @@
+"""Sinks: components that take events off the bus and deliver them elsewhere (Kafka, S3, …)."""

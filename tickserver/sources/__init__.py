@@ -1,0 +1,1 @@
+"""Market-data sources (feeds). See :mod:`tickserver.sources.base` for the protocol."""
