@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <limits>
 #include <span>
+#include <stdexcept>
 #include <vector>
 
 namespace tickserver {
@@ -26,6 +27,7 @@ enum class BookStatus : std::uint8_t {
   OffTick = 7,    ///< price is not a multiple of the book's tick size
   NoLevel = 8,    ///< delete (size 0) of a price level that does not exist
   Duplicate = 9,  ///< a snapshot lists the same price twice on one side
+  BadLength = 10, ///< a snapshot's price and size columns differ in length
 };
 
 [[nodiscard]] constexpr bool applied(BookStatus s) noexcept {
@@ -38,12 +40,13 @@ enum class BookStatus : std::uint8_t {
     case BookStatus::Gap: return "sequence gap";
     case BookStatus::Stale: return "stale sequence number";
     case BookStatus::Crossed: return "update would cross the book (bid >= ask)";
-    case BookStatus::BadPrice: return "price must be finite and positive";
+    case BookStatus::BadPrice: return "price must be finite, positive and below 2^40 ticks";
     case BookStatus::BadSize: return "size must be finite and non-negative";
     case BookStatus::BadSide: return "side must be 0 (bid) or 1 (ask)";
     case BookStatus::OffTick: return "price is not a multiple of the tick size";
     case BookStatus::NoLevel: return "delete of a price level that is not in the book";
     case BookStatus::Duplicate: return "snapshot lists a price level twice";
+    case BookStatus::BadLength: return "snapshot price and size columns differ in length";
   }
   return "unknown";
 }
@@ -63,7 +66,21 @@ struct Level {
 /// carries, a binary search plus a short memmove beats node-based trees.
 class OrderBook {
  public:
-  explicit OrderBook(double tick_size = 0.0001) : tick_size_(tick_size), inv_tick_(1.0 / tick_size) {}
+  /// Prices at or beyond this many ticks are rejected (BadPrice): past it a double cannot
+  /// reliably tell an on-tick price from one a fraction of a tick off.
+  static constexpr double kMaxTicks = 1099511627776.0;  // 2^40
+  /// A price is on the tick grid when price / tick_size is within this many ticks of an integer
+  /// n >= 1: an absolute floor plus 2^-48 of n (16 ulps; parsing the price, representing the
+  /// tick and one multiplication cost at most ~2). At the 2^40 limit that is 1/256 of a tick.
+  static constexpr double kTickAbsTol = 1e-9;
+  static constexpr double kTickRelTol = 0x1p-48;
+
+  /// Raise std::invalid_argument unless `tick_size` is finite and positive.
+  explicit OrderBook(double tick_size = 0.0001) : tick_size_(tick_size), inv_tick_(1.0 / tick_size) {
+    if (!(tick_size > 0.0) || !std::isfinite(tick_size)) {
+      throw std::invalid_argument("tick_size must be finite and positive");
+    }
+  }
 
   /// Apply one delta: set the level at `price` on `side` to `size` (0 deletes the level).
   /// `seq` 0 means unsequenced (no stale/gap check); otherwise it must increase.
@@ -74,7 +91,7 @@ class OrderBook {
     if (!std::isfinite(size) || size < 0.0) return BookStatus::BadSize;
     if (seq != 0 && last_seq_ != 0 && seq <= last_seq_) return BookStatus::Stale;
     std::int64_t ticks = 0;
-    if (!to_ticks(price, ticks)) return BookStatus::OffTick;
+    if (auto s = to_ticks(price, ticks); s != BookStatus::Ok) return s;
     auto& levels = side == 0 ? bids_ : asks_;
     if (size == 0.0) {
       const auto it = find(side, ticks);
@@ -93,7 +110,7 @@ class OrderBook {
   /// Apply a pre-validated delta: no validation, no cross check. A delete of an absent level is
   /// ignored. Use only for data already checked upstream.
   void apply_unchecked(std::uint8_t side, double price, double size, std::uint64_t seq) noexcept {
-    const auto ticks = static_cast<std::int64_t>(std::llround(price * inv_tick_));
+    const auto ticks = round_ticks(price * inv_tick_);
     auto& levels = side == 0 ? bids_ : asks_;
     if (size == 0.0) {
       const auto it = find(side, ticks);
@@ -112,7 +129,7 @@ class OrderBook {
                                     std::span<const double> ask_px, std::span<const double> ask_sz,
                                     std::uint64_t seq) {
     if (bid_px.size() != bid_sz.size() || ask_px.size() != ask_sz.size()) {
-      return BookStatus::BadSize;
+      return BookStatus::BadLength;
     }
     if (seq != 0 && last_seq_ != 0 && seq <= last_seq_) return BookStatus::Stale;
     std::vector<Level> bids;
@@ -121,12 +138,16 @@ class OrderBook {
     if (auto s = build_side(ask_px, ask_sz, asks); s != BookStatus::Ok) return s;
     std::sort(bids.begin(), bids.end(), [](const Level& a, const Level& b) { return a.ticks < b.ticks; });
     std::sort(asks.begin(), asks.end(), [](const Level& a, const Level& b) { return a.ticks > b.ticks; });
+    // Duplicates are looked for before zero-size levels are dropped: {10.00: 5, 10.00: 0} is
+    // ambiguous, not a level of 5.
     for (std::size_t i = 1; i < bids.size(); ++i) {
       if (bids[i].ticks == bids[i - 1].ticks) return BookStatus::Duplicate;
     }
     for (std::size_t i = 1; i < asks.size(); ++i) {
       if (asks[i].ticks == asks[i - 1].ticks) return BookStatus::Duplicate;
     }
+    std::erase_if(bids, [](const Level& l) { return l.size == 0.0; });
+    std::erase_if(asks, [](const Level& l) { return l.size == 0.0; });
     if (!bids.empty() && !asks.empty() && bids.back().ticks >= asks.back().ticks) {
       return BookStatus::Crossed;
     }
@@ -191,13 +212,20 @@ class OrderBook {
  private:
   static constexpr double nan() noexcept { return std::numeric_limits<double>::quiet_NaN(); }
 
-  [[nodiscard]] bool to_ticks(double price, std::int64_t& ticks) const noexcept {
+  // Nearest tick count for 0 <= t < kMaxTicks; anything else (NaN included) maps to 0.
+  [[nodiscard]] static std::int64_t round_ticks(double t) noexcept {
+    return t >= 0.0 && t < kMaxTicks ? static_cast<std::int64_t>(t + 0.5) : 0;
+  }
+
+  // Price (already finite and positive) to ticks; BadPrice beyond kMaxTicks, OffTick off-grid.
+  [[nodiscard]] BookStatus to_ticks(double price, std::int64_t& ticks) const noexcept {
     const double t = price * inv_tick_;
-    if (!(t < 9.0e15)) return false;  // beyond exact integer range of a double
-    const double r = std::nearbyint(t);
-    if (std::fabs(t - r) > 1e-6 * std::max(1.0, std::fabs(r)) + 1e-9) return false;
-    ticks = static_cast<std::int64_t>(r);
-    return true;
+    if (!(t < kMaxTicks)) return BookStatus::BadPrice;
+    ticks = round_ticks(t);
+    if (ticks == 0 || std::fabs(t - static_cast<double>(ticks)) > kTickAbsTol + kTickRelTol * t) {
+      return BookStatus::OffTick;
+    }
+    return BookStatus::Ok;
   }
 
   // Bids ascending, asks descending: best at the back of both.
@@ -243,8 +271,8 @@ class OrderBook {
       if (!std::isfinite(px[i]) || px[i] <= 0.0) return BookStatus::BadPrice;
       if (!std::isfinite(sz[i]) || sz[i] < 0.0) return BookStatus::BadSize;
       std::int64_t t = 0;
-      if (!to_ticks(px[i], t)) return BookStatus::OffTick;
-      if (sz[i] > 0.0) out.push_back(Level{t, px[i], sz[i]});
+      if (auto s = to_ticks(px[i], t); s != BookStatus::Ok) return s;
+      out.push_back(Level{t, px[i], sz[i]});
     }
     return BookStatus::Ok;
   }
