@@ -415,3 +415,10 @@ TEST_CASE("book_matches_a_map_model_on_a_random_stream_through_both_paths") {
   CHECK(checked.depth(Side::Bid) > 20);
   CHECK(checked.depth(Side::Ask) > 20);
 }
+
+TEST_CASE("book_reports_an_out_of_range_price_before_a_bad_size") {
+  OrderBook b(0.01);
+  CHECK(b.apply(kBid, 1e300, -1.0, 0) == BookStatus::BadPrice);
+  CHECK(b.apply(kBid, kInf, kNaN, 0) == BookStatus::BadPrice);
+  CHECK(b.apply(kBid, 99.005, -1.0, 0) == BookStatus::BadSize);  // off-tick is checked later
+}

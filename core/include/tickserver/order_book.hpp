@@ -108,11 +108,10 @@ class OrderBook {
   [[nodiscard]] BookStatus apply(std::uint8_t side, double price, double size,
                                  std::uint64_t seq) noexcept {
     if (side > 1) return BookStatus::BadSide;
-    if (!(price > 0.0 && price <= kDblMax)) return BookStatus::BadPrice;
+    const double t = price * inv_tick_;
+    if (!(price > 0.0 && t < kMaxTicks)) return BookStatus::BadPrice;  // NaN fails too
     if (!(size >= 0.0 && size <= kDblMax)) return BookStatus::BadSize;
     if (seq - 1 < last_seq_) return BookStatus::Stale;  // seq 0 wraps to the maximum: never stale
-    const double t = price * inv_tick_;
-    if (!(t < kMaxTicks)) return BookStatus::BadPrice;
     const std::int64_t ticks = round_ticks(t);
     if (std::fabs(t - static_cast<double>(ticks)) > kTickAbsTol + kTickRelTol * t || ticks == 0) {
       return BookStatus::OffTick;
@@ -304,10 +303,9 @@ class OrderBook {
                                       std::int64_t m, std::vector<Level>& out) const {
     out.reserve(px.size());
     for (std::size_t i = 0; i < px.size(); ++i) {
-      if (!(px[i] > 0.0 && px[i] <= kDblMax)) return BookStatus::BadPrice;
-      if (!(sz[i] >= 0.0 && sz[i] <= kDblMax)) return BookStatus::BadSize;
       const double t = px[i] * inv_tick_;
-      if (!(t < kMaxTicks)) return BookStatus::BadPrice;
+      if (!(px[i] > 0.0 && t < kMaxTicks)) return BookStatus::BadPrice;
+      if (!(sz[i] >= 0.0 && sz[i] <= kDblMax)) return BookStatus::BadSize;
       const std::int64_t ticks = round_ticks(t);
       if (std::fabs(t - static_cast<double>(ticks)) > kTickAbsTol + kTickRelTol * t ||
           ticks == 0) {
