@@ -107,23 +107,8 @@ void bind_book(nb::module_& m) {
             std::vector<std::uint8_t> reasons;
             {
               const BatchGuard guard(pb);
-              OrderBook& b = pb.book;
-              nb::gil_scoped_release release;
-              const auto* sd = side.data();  // spans stay valid: the arrays are held by Python
-              const auto* px = price.data();
-              const auto* sz = size.data();
-              const auto* sq = seq.data();
-              if (checked) {
-                for (std::size_t i = 0; i < n; ++i) {
-                  const BookStatus s = b.apply(sd[i], px[i], sz[i], sq[i]);
-                  if (!applied(s)) {
-                    rows.push_back(static_cast<std::int64_t>(i));
-                    reasons.push_back(static_cast<std::uint8_t>(s));
-                  }
-                }
-              } else {
-                for (std::size_t i = 0; i < n; ++i) b.apply_unchecked(sd[i], px[i], sz[i], sq[i]);
-              }
+              nb::gil_scoped_release release;  // the arrays are held by the caller meanwhile
+              pb.book.apply_batch(side, price, size, seq, checked, rows, reasons);
             }
             return std::make_pair(to_numpy(std::move(rows)), to_numpy(std::move(reasons)));
           },

@@ -422,3 +422,54 @@ TEST_CASE("book_reports_an_out_of_range_price_before_a_bad_size") {
   CHECK(b.apply(kBid, kInf, kNaN, 0) == BookStatus::BadPrice);
   CHECK(b.apply(kBid, 99.005, -1.0, 0) == BookStatus::BadSize);  // off-tick is checked later
 }
+
+TEST_CASE("book_apply_batch_equals_applying_rows_one_by_one") {
+  std::mt19937_64 rng(7);
+  std::vector<std::uint8_t> side;
+  std::vector<double> price, size;
+  std::vector<std::uint64_t> seq;
+  for (int i = 0; i < 5000; ++i) {
+    side.push_back(static_cast<std::uint8_t>(rng() % 3));  // some BadSide rows
+    price.push_back(static_cast<double>(9950 + static_cast<std::int64_t>(rng() % 100)) * 0.01);
+    size.push_back(rng() % 5 == 0 ? 0.0 : static_cast<double>(rng() % 9));
+    // 0 (unsequenced), in order, repeated (stale) or skipped (gap).
+    seq.push_back(rng() % 10 == 0 ? 0 : static_cast<std::uint64_t>(i) + 3 - rng() % 4);
+  }
+  OrderBook one(0.01);
+  std::vector<std::int64_t> want_rows;
+  std::vector<std::uint8_t> want_reasons;
+  for (std::size_t i = 0; i < side.size(); ++i) {
+    const BookStatus s = one.apply(side[i], price[i], size[i], seq[i]);
+    if (!applied(s)) {
+      want_rows.push_back(static_cast<std::int64_t>(i));
+      want_reasons.push_back(static_cast<std::uint8_t>(s));
+    }
+  }
+  OrderBook batch(0.01);
+  std::vector<std::int64_t> rows;
+  std::vector<std::uint8_t> reasons;
+  CHECK(batch.apply_batch(side, price, size, seq, true, rows, reasons) == want_rows.size());
+  CHECK(rows == want_rows);
+  CHECK(reasons == want_reasons);
+  CHECK(state(batch) == state(one));
+  CHECK(want_rows.size() > 100);
+  CHECK(batch.gaps() > 100);
+  CHECK(batch.depth(Side::Bid) > 10);
+}
+
+TEST_CASE("book_apply_batch_unchecked_reports_nothing_and_rejects_ragged_columns") {
+  OrderBook b = small_book();
+  std::vector<std::int64_t> rows;
+  std::vector<std::uint8_t> reasons;
+  const std::vector<std::uint8_t> side{kBid, kAsk};
+  const std::vector<double> price{100.01, 100.03}, size{2, 0};
+  const std::vector<std::uint64_t> seq{1, 2};
+  CHECK(b.apply_batch(side, price, size, seq, false, rows, reasons) == 0);
+  CHECK(rows.empty());
+  CHECK(b.best_bid_px() == 100.01);
+  CHECK(b.depth(Side::Ask) == 1);
+  CHECK(b.last_seq() == 2);
+  const std::vector<double> short_size{1};
+  CHECK_THROWS_AS(b.apply_batch(side, price, short_size, seq, true, rows, reasons),
+                  std::invalid_argument);
+}

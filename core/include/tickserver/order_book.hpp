@@ -165,6 +165,17 @@ class OrderBook {
     }
   }
 
+  /// Apply `side.size()` deltas in order through `apply` (checked) or `apply_unchecked`.
+  /// Append the index and status of each rejected row to `rejected_rows` / `reasons` (never
+  /// any when unchecked) and return how many were rejected. Raise std::invalid_argument if the
+  /// columns differ in length. Defined out of line (core/src/order_book.cpp) so that the loop
+  /// is compiled with the library's -O3 wherever it is called from (the Python extension is
+  /// built with -Os).
+  std::size_t apply_batch(std::span<const std::uint8_t> side, std::span<const double> price,
+                          std::span<const double> size, std::span<const std::uint64_t> seq,
+                          bool checked, std::vector<std::int64_t>& rejected_rows,
+                          std::vector<std::uint8_t>& reasons);
+
   /// Replace the whole book. All-or-nothing: on any error the book is unchanged. Levels may
   /// come in any order; zero-size levels are skipped, but a price listed twice on one side is
   /// rejected (Duplicate) even if one copy has size 0. A non-zero `seq` must exceed `last_seq`
