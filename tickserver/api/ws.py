@@ -235,6 +235,7 @@ class GraphQLWebSocket:
             alias_validator(cfg.max_aliases),
         ]
         self.max_ops = cfg.max_subscriptions_per_connection
+        self.fanout = cfg.subscription_fanout
         self.connections: set[Connection] = set()
         self.groups: dict[tuple[Any, ...], FanoutGroup] = {}
         self.background: set[asyncio.Task[Any]] = set()
@@ -480,7 +481,12 @@ class GraphQLWebSocket:
         self, doc: DocumentNode, operation: OperationDefinitionNode, variables: dict[str, Any]
     ) -> FanoutGroup | None:
         sels = operation.selection_set.selections
-        if len(sels) != 1 or not isinstance(sels[0], FieldNode) or sels[0].directives:
+        if (
+            not self.fanout
+            or len(sels) != 1
+            or not isinstance(sels[0], FieldNode)
+            or sels[0].directives
+        ):
             return None
         root = sels[0]
         name = root.name.value
