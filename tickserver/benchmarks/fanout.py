@@ -4,9 +4,9 @@ A ``tickserver run`` subprocess (simulated market at ``--ticks`` trades/s) serve
 ``graphql-transport-ws`` clients subscribed to ``ticks`` (each client to one symbol, so the
 server holds one fan-out group per symbol) or ``quotes`` (all symbols). Measured:
 
-- server CPU µs per subscriber-message: (server CPU with K clients − server CPU with none)
+- server CPU µs per subscriber-message: (server CPU with K clients - server CPU with none)
   ÷ messages the clients received, over the same window;
-- tick → client latency (p50/p99): receive time − the newest tick's ``tsMs`` in the message,
+- tick → client latency (p50/p99): receive time - the newest tick's ``tsMs`` in the message,
   on a few probe clients that parse every message (the rest only count frames);
 - server RSS with one extra subscriber that never reads (it must stay bounded: the server
   closes a connection more than 4 MiB behind).
@@ -194,8 +194,8 @@ batch_ms = 50
     )
 
 
-async def _wait_ready(port: int, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
+async def _wait_ready(port: int, limit_s: float = 30.0) -> None:
+    deadline = time.monotonic() + limit_s
     while time.monotonic() < deadline:
         try:
             r, w = await asyncio.open_connection("127.0.0.1", port)
@@ -220,7 +220,8 @@ async def _measure(
     clients: list[_Client] = []
     for i in range(k):
         if field_name == "ticks":
-            q = f'subscription {{ ticks(symbols: ["{SYMBOLS[i % len(SYMBOLS)]}"]) {{ symbol price size tsMs }} }}'
+            sym = SYMBOLS[i % len(SYMBOLS)]
+            q = f'subscription {{ ticks(symbols: ["{sym}"]) {{ symbol price size tsMs }} }}'
         else:
             q = "subscription { quotes { symbol last bid ask bidSize askSize tsMs } }"
         c = _Client(query=q, probe=i < 8)
