@@ -413,14 +413,14 @@ def build_schema(
     *, max_depth: int = 12, max_aliases: int = 30, extensions: list[Any] | None = None
 ) -> strawberry.Schema:
     """Build the schema with depth and alias limits."""
-    exts: list[type[SchemaExtension] | SchemaExtension] = [
-        QueryDepthLimiter(max_depth=max_depth),
-        MaxAliasesLimiter(max_alias_count=max_aliases),
+    exts: list[Callable[[], SchemaExtension]] = [
+        lambda: QueryDepthLimiter(max_depth=max_depth),
+        lambda: MaxAliasesLimiter(max_alias_count=max_aliases),
         *(extensions or []),
     ]
     return strawberry.Schema(
         query=Query,
         subscription=Subscription,
-        extensions=exts,
+        extensions=exts,  # type: ignore[arg-type]
         config=StrawberryConfig(scalar_map=SCALARS),
     )
