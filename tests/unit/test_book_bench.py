@@ -39,11 +39,13 @@ def test_bench_book_quick_json_reports_every_system_after_verified_checkpoints()
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert (out["bench"], out["unit"]) == ("book", "ns")
-    assert set(out["results"]) == {f"{s}/l2_delta" for s in SYSTEMS} | {"nautilus/delta_build"}
+    bbo = {"tickserver-apply", "nautilus", "order-book", "sortedcontainers"}
+    keys = {f"{s}/l2_delta" for s in SYSTEMS} | {f"{s}/l2_delta+bbo" for s in bbo}
+    assert set(out["results"]) == keys | {"nautilus/delta_build"}
     assert all(isinstance(v, float) and v > 0 for v in out["results"].values())
     checkpoints = out["extra"]["checkpoints"]
     assert checkpoints["expected_per_system"] == 10
-    assert checkpoints["verified"] == dict.fromkeys(SYSTEMS, 10)
+    assert checkpoints["verified"] == dict.fromkeys(keys, 10)
 
 
 def test_bench_book_check_fails_loudly_on_a_differing_book() -> None:
