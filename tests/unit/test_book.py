@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 
 import numpy as np
 import pytest
@@ -321,3 +322,39 @@ def test_book_status_names_describe_every_code() -> None:
     # Assert
     assert len(set(names)) == 11
     assert book_status_name(99) == "unknown"
+
+
+def test_book_used_while_a_batch_runs_in_another_thread_raises_instead_of_racing() -> None:
+    # Arrange: a worker applies batches (GIL released) until the main thread has seen the guard.
+    book = _book()
+    n = 200_000
+    cols = (
+        np.zeros(n, dtype=np.uint8),
+        np.round(99.0 - np.arange(n) % 50 * 0.01, 2),
+        np.ones(n),
+        np.zeros(n, dtype=np.uint64),
+    )
+    seen = threading.Event()
+
+    def worker() -> None:
+        while not seen.is_set():
+            book.apply_deltas(*cols, checked=False)
+
+    thread = threading.Thread(target=worker)
+    message = ""
+    thread.start()
+    # Act
+    try:
+        for _ in range(1_000_000):
+            try:
+                _ = book.best_bid_px
+            except RuntimeError as exc:
+                message = str(exc)
+                seen.set()
+                break
+    finally:
+        seen.set()
+        thread.join()
+    # Assert
+    assert "in use by apply_deltas in another thread" in message
+    assert book.best_bid_px == 100.0
