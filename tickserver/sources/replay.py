@@ -84,9 +84,10 @@ class ReplayConfig(BaseModel):
     @classmethod
     def _parse_speed(cls, v: Any) -> Any:
         if isinstance(v, str):
-            s = v.strip().lower().removesuffix("x")
+            s = v.strip().lower()
             if s in ("max", "inf", "infinite", "unlimited"):
                 return "max"
+            s = s.removesuffix("x")
             try:
                 v = float(s)
             except ValueError:

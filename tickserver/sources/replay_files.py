@@ -947,6 +947,7 @@ class _Rows:
                 stop = BadRow(self.where(line), line, _CODE_REASONS[int(reason[i])], explain(i))
             keep = (reason == 0) & (lines < stop.line)
             consumed = int(np.count_nonzero(lines <= stop.line))
+            consumed += sum(1 for ln, _ in malformed if ln <= stop.line)
             return keep, {stop.reason: 1}, [stop], stop, consumed
         skipped: dict[str, int] = {}
         if len(bad_pos):
