@@ -297,23 +297,25 @@ class TtyStream(io.StringIO):
         return True
 
 
-def test_progress_bar_draws_on_a_tty_at_most_every_interval_and_ends_its_line() -> None:
+def test_progress_bar_waits_then_draws_on_a_tty_at_most_every_interval_and_ends_its_line() -> None:
     # Arrange
     clock = FakeClock()
     stream = TtyStream()
-    bar = ProgressReporter("f.csv", stream=stream, clock=clock, bar_every_s=0.2)
+    bar = ProgressReporter("f.csv", stream=stream, clock=clock, bar_every_s=0.2, delay_s=1.0)
     # Act
-    clock.t += 0.1
-    bar.update(0.1, 10)  # too soon: suppressed
+    clock.t += 0.9
+    bar.update(0.1, 10)  # a replay shorter than delay_s shows no bar
     clock.t += 0.2
     bar.update(0.3, 30)
-    clock.t += 0.05
-    bar.update(0.4, 40)  # suppressed
-    bar.finish(1.0, 100)
+    clock.t += 0.1
+    bar.update(0.4, 40)  # within bar_every_s of the last draw: suppressed
+    clock.t += 0.1
+    bar.update(1.0, 100)
+    bar.finish(1.0, 100)  # already drawn at 100%: only ends the line
     # Assert
     draws = stream.getvalue().split("\r\x1b[K")[1:]
     assert [d.split("]")[1].split("%")[0].strip() for d in draws] == ["30.0", "100.0"]
-    assert stream.getvalue().endswith("\n")
+    assert stream.getvalue().endswith("100 rows  77 rows/s  ETA 00:00\n")
 
 
 def test_progress_bar_is_not_drawn_when_stderr_is_not_a_terminal(

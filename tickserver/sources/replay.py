@@ -78,7 +78,7 @@ class ReplayConfig(BaseModel):
     )
     timezone: str = Field("UTC", description="Time zone of timestamps written without an offset.")
     bar_interval: str = Field("auto", description="Interval of OHLCV bars: auto, 1m, 1h, 1d, …")
-    chunk_rows: int = Field(65_536, ge=1, le=10_000_000, description="Rows read per chunk.")
+    chunk_rows: int = Field(32_768, ge=1, le=10_000_000, description="Rows read per chunk.")
 
     @field_validator("speed", mode="before")
     @classmethod
@@ -229,6 +229,7 @@ class ProgressReporter:
         clock: Callable[[], float] = time.monotonic,
         bar_every_s: float = 0.2,
         log_every_s: float = 10.0,
+        delay_s: float = 1.0,
     ) -> None:
         self.label = label
         self.stream = stream if stream is not None else sys.stderr
@@ -237,8 +238,9 @@ class ProgressReporter:
         self.clock = clock
         self.every = bar_every_s if self.tty else log_every_s
         self.t0 = clock()
-        self._last = self.t0
-        self._drawn = False
+        # Short replays draw nothing: the first bar appears after ``delay_s``.
+        self._last = self.t0 + (delay_s - self.every if self.tty else 0.0)
+        self._shown: tuple[float, int] | None = None
 
     def update(self, fraction: float, rows: int, *, force: bool = False) -> None:
         """Report progress (drawn at most every ``bar_every_s``/``log_every_s``)."""
@@ -252,14 +254,15 @@ class ProgressReporter:
         if self.tty:
             self.stream.write("\r\x1b[K" + line)
             self.stream.flush()
-            self._drawn = True
+            self._shown = (fraction, rows)
         else:
             log.info("%s", line, extra={"event": "replay_progress", "progress": fraction})
 
     def finish(self, fraction: float, rows: int) -> None:
         """Draw the last state and end the bar's line."""
-        if self.tty and self._drawn:
-            self.update(fraction, rows, force=True)
+        if self.tty and self._shown is not None:
+            if self._shown != (fraction, rows):
+                self.update(fraction, rows, force=True)
             self.stream.write("\n")
             self.stream.flush()
 

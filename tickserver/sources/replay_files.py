@@ -97,6 +97,7 @@ BAR_TIME_NAMES = ("date", "datetime", "timestamp", "time", "ts", "", "__index_le
 
 _TUPLE_NAME = re.compile(r"^\('((?:[^'\\]|\\.)*)', '((?:[^'\\]|\\.)*)'\)$")
 _INT_TEXT = re.compile(r"^[+-]?\d+$")
+_OFFSET_TEXT = re.compile(r"(?:Z|z|UTC|[+-]\d{2}(?::?\d{2})?)$")
 _ISO_TEXT = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})"
     r"(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?)?"
@@ -264,7 +265,13 @@ def ts_column(arr: pa.Array, tz: str = "UTC") -> tuple[I64, B]:
     if _is_text(t):
         arr = _blank_to_null(arr)
         null = _nulls(arr)
-        for attempt in (_cast_offset, _cast_naive, _cast_epoch):
+        attempts = [_cast_offset, _cast_naive, _cast_epoch]
+        first = next((v for v in arr[:64].to_pylist() if v is not None), "")
+        if _INT_TEXT.match(first):  # try the likely parse first: a failed cast is costly
+            attempts.insert(0, attempts.pop())
+        elif not _OFFSET_TEXT.search(first):
+            attempts[:2] = attempts[1::-1]
+        for attempt in attempts:
             try:
                 vals, bad = attempt(arr, tz)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OverflowError):
@@ -1435,7 +1442,7 @@ class ReplayReader:
         fmt: Format = "auto",
         symbol: str | None = None,
         only: frozenset[str] | None = None,
-        chunk_rows: int = 65_536,
+        chunk_rows: int = 32_768,
         skip_bad_rows: bool = False,
         out_of_order: str = "reject",
         timezone: str = "UTC",
