@@ -464,6 +464,22 @@ def test_yfinance_download_csv_replays_and_rebuilds_1m_and_5m_bars_exactly(
         )
 
 
+def test_yfinance_download_written_to_parquet_replays_with_its_ticker(
+    tmp_path: Path, yf_download: Callable[..., pd.DataFrame]
+) -> None:
+    # Arrange: pandas names MultiIndex columns "('Close', 'AAPL')" in Parquet
+    bars = make_bars(12)
+    path = tmp_path / "AAPL.parquet"
+    yf_download({"AAPL": bars}).to_parquet(path)
+    # Act
+    chunks = read_all(path)
+    # Assert
+    assert chunks[0].symbols == ["AAPL"]
+    pd.testing.assert_frame_equal(
+        rebuilt(chunks, "1min"), expected(bars, "AAPL", "1min"), check_freq=False
+    )
+
+
 def test_ticker_history_csv_with_actions_and_daily_dates_replays_on_calendar_dates(
     tmp_path: Path,
 ) -> None:

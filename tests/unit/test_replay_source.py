@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import logging
 from pathlib import Path
@@ -197,6 +198,21 @@ async def test_skip_policy_counts_in_health_metrics_and_a_summary_warning(
     summary = next(r for r in caplog.records if getattr(r, "event", "") == "replay_summary")
     assert (summary.rows, summary.trades, summary.skipped) == (5, 2, 3)  # type: ignore[attr-defined]
     assert summary.rows_per_s > 0  # type: ignore[attr-defined]
+
+
+async def test_symbols_from_the_command_line_select_rows_of_a_multi_symbol_file(
+    tmp_path: Path,
+) -> None:
+    # Arrange: `tickserver run --source replay --symbols B,C`
+    path = csv(tmp_path, [f"{T0 + i},{'ABC'[i % 3]},{i + 1},1" for i in range(6)])
+    h = Harness()
+    h.ctx = dataclasses.replace(h.ctx, symbols_override=("B", "C"))
+    # Act
+    await h.run(path)
+    # Assert
+    trades = TradeBatch.concat(h.trades())
+    assert [h.symbols.name(int(i)) for i in trades.symbol_id] == ["B", "C", "B", "C"]
+    assert trades.seq.tolist() == [1, 2, 3, 4]
 
 
 async def test_missing_file_fails_at_construction(tmp_path: Path) -> None:

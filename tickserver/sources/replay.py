@@ -480,7 +480,7 @@ class ReplaySource(Source):
         self.progress.finish(self.fraction, self.rows)
         where = error.where if isinstance(error, BadRow) else self.cfg.path
         hint = (
-            " The rows before it were replayed; fix the row, or skip bad rows with "
+            ". The rows before it were replayed; fix the row, or skip bad rows with "
             "--skip-bad-rows (skip_bad_rows = true)."
             if isinstance(error, BadRow)
             else ""
