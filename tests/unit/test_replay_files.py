@@ -153,6 +153,27 @@ def test_jsonl_accepts_integer_and_iso_ts_and_string_numbers(tmp_path: Path) -> 
     assert ev["price"].tolist() == [185.5, 185.75]
 
 
+def test_jsonl_chunks_with_other_types_or_bad_lines_are_parsed_line_by_line(
+    tmp_path: Path,
+) -> None:
+    # Arrange: the first chunk sets the column types; later chunks change them or break
+    path = write(
+        tmp_path,
+        "t.jsonl",
+        f'{{"ts": {T0}, "symbol": "A", "price": 1.5, "size": 1}}\n'
+        f'{{"ts": {T0 + 1}, "symbol": "A", "price": 2, "size": 1, "venue": "X"}}\n'
+        f'{{"ts": "2024-01-02T14:30:01Z", "symbol": "A", "price": "2.5", "size": 1}}\n'
+        "\n"
+        f'{{"ts": {T0 + 2 * S}, "symbol": "A", "price": 3, "size": 1\n',
+    )
+    # Act
+    chunks = read_all(path, chunk_rows=1, skip_bad_rows=True)
+    # Assert
+    assert events(chunks)["price"].tolist() == [1.5, 2.0, 2.5]
+    assert events(chunks)["ts"].tolist() == [T0, T0 + 1, T0 + S]
+    assert [b.where for c in chunks for b in c.bad] == [f"{path}:5"]
+
+
 def test_format_is_sniffed_without_an_extension_and_can_be_forced(tmp_path: Path) -> None:
     # Arrange: JSON lines in a file named .dat, Parquet named .bin
     jl = write(tmp_path, "t.dat", f'{{"ts": {T0}, "symbol": "A", "price": 1, "size": 1}}\n')

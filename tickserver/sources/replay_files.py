@@ -24,7 +24,7 @@ import csv
 import io
 import re
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
@@ -36,6 +36,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
+import pyarrow.json as pajson
 import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
@@ -170,6 +171,15 @@ class _Raw:
     lines: I64
     malformed: list[tuple[int, str]]
     progress: float
+    text_of: Callable[[int, str], str | None] | None = None
+    """The field ``key`` of line ``line`` as written in the file (CSV), for messages."""
+
+    def value(self, key: str, i: int) -> Any:
+        """Row ``i``'s value of ``key`` as the file spells it (None when empty)."""
+        if self.text_of is not None:
+            text = self.text_of(int(self.lines[i]), key)
+            return text if text else None
+        return _value(self.cols[key], i)
 
 
 # ----------------------------------------------------------------------------- timestamps
@@ -234,11 +244,16 @@ def _blank_to_null(arr: pa.Array) -> pa.Array:
 
 
 def _nulls(arr: pa.Array) -> B:
+    if arr.null_count == 0:
+        return np.zeros(len(arr), bool)
     return np.asarray(arr.is_null().to_numpy(zero_copy_only=False), dtype=bool)
 
 
 def _ints(arr: pa.Array) -> I64:
-    return np.asarray(arr.cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False), np.int64)
+    arr = arr.cast(pa.int64())
+    if arr.null_count:
+        arr = arr.fill_null(0)
+    return np.asarray(arr.to_numpy(zero_copy_only=False), np.int64)
 
 
 def _is_text(t: pa.DataType) -> bool:
@@ -397,7 +412,9 @@ def float_column(arr: pa.Array) -> tuple[F64, B, B]:
 
 
 def _floats(arr: pa.Array) -> F64:
-    return np.asarray(arr.fill_null(np.nan).to_numpy(zero_copy_only=False), np.float64)
+    if arr.null_count:
+        arr = arr.fill_null(np.nan)
+    return np.asarray(arr.to_numpy(zero_copy_only=False), np.float64)
 
 
 # ----------------------------------------------------------------------------- layout
@@ -677,6 +694,8 @@ class _CsvRaw:
             self.names = [h3[0], *zip(h1[1:], h2[1:], strict=True)]
         self.keys = [f"c{i}" for i in range(len(self.names))]
         self.include: list[str] = []
+        self.types: dict[str, pa.DataType] = {}
+        """Types to try first per column (e.g. float64); text when a chunk does not parse."""
 
     def read(self) -> _Raw | None:
         got = self.lines.next_chunk()
@@ -690,8 +709,9 @@ class _CsvRaw:
             invalid.append((row.number, row.actual_columns, row.text))
             return "skip"
 
-        try:
-            table = pacsv.read_csv(
+        def parse(types: dict[str, pa.DataType]) -> pa.Table:
+            invalid.clear()
+            return pacsv.read_csv(
                 io.BytesIO(data),
                 read_options=pacsv.ReadOptions(
                     column_names=self.keys, use_threads=False, block_size=max(len(data), 1 << 16)
@@ -699,11 +719,21 @@ class _CsvRaw:
                 parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid),
                 convert_options=pacsv.ConvertOptions(
                     include_columns=self.include,
-                    column_types={k: pa.string() for k in self.include},
+                    column_types={k: types.get(k, pa.string()) for k in self.include},
                     null_values=[""],
                     strings_can_be_null=True,
                 ),
             )
+
+        try:
+            try:
+                table = parse(self.types)
+            except pa.ArrowInvalid:
+                # A value the typed parse rejects: read as text, so each bad row is found
+                # and named by the validation (the typed parse fails the whole chunk).
+                if not self.types:
+                    raise
+                table = parse({})
         except pa.ArrowInvalid as exc:
             raise ReplayFileError(f"{self.display}:{first}: cannot parse CSV: {exc}") from None
         bad_idx = [num - 1 for num, _, _ in invalid]
@@ -721,10 +751,28 @@ class _CsvRaw:
             for num, ncols, text in invalid
         ]
         cols = {k: table.column(k).combine_chunks() for k in self.include}
-        return _Raw(cols, lines, malformed, self.lines.progress)
+        return _Raw(cols, lines, malformed, self.lines.progress, _field_text(data, first))
 
     def close(self) -> None:
         self.lines.close()
+
+
+def _field_text(data: bytes, first: int) -> Callable[[int, str], str | None]:
+    """Look up a field's text by line number and column key (``c<j>``) in a CSV chunk."""
+    ends: list[I64] = []
+
+    def text_of(line: int, key: str) -> str | None:
+        if not ends:
+            ends.append(np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10))
+        nl = ends[0]
+        k = line - first
+        start = 0 if k == 0 else int(nl[k - 1]) + 1
+        end = int(nl[k]) if k < len(nl) else len(data)
+        cells = _csv_cells(data[start:end].rstrip(b"\r"))
+        j = int(key[1:])
+        return cells[j].strip() if j < len(cells) else None
+
+    return text_of
 
 
 def _csv_cells(line: bytes) -> list[str]:
@@ -739,6 +787,7 @@ class _JsonlRaw:
         self.display = display
         self.lines = _Lines(path, codec, chunk_rows)
         self.include: list[str] = []
+        self.schema: pa.Schema | None = None
         self.pending: _JsonChunk | None = None
         got: _JsonChunk | None = None
         while got is None or not (got.objs or got.malformed):
@@ -754,7 +803,9 @@ class _JsonlRaw:
         got = self.lines.next_chunk()
         if got is None:
             return None
-        data, first = got
+        return self._objects(*got)
+
+    def _objects(self, data: bytes, first: int) -> _JsonChunk:
         lines_no = _line_index(data, first)
         texts = [ln for ln in data.split(b"\n") if ln.strip(b"\r")]
         objs: list[Any]
@@ -779,15 +830,54 @@ class _JsonlRaw:
         return out
 
     def read(self) -> _Raw | None:
+        got: _JsonChunk | None
         if self.pending is not None:
-            got: _JsonChunk | None = self.pending
-            self.pending = None
+            got, self.pending = self.pending, None
+            self.schema = self._schema(got)
         else:
-            got = self._next()
-        if got is None:
-            return None
+            chunk = self.lines.next_chunk()
+            if chunk is None:
+                return None
+            fast = self._arrow(*chunk)
+            if fast is not None:
+                return fast
+            got = self._objects(*chunk)
         cols = {k: _json_column([o.get(k) for o in got.objs]) for k in self.include}
         return _Raw(cols, np.asarray(got.lines, np.int64), got.malformed, got.progress)
+
+    def _schema(self, got: _JsonChunk) -> pa.Schema | None:
+        """Column types from the first object, for pyarrow's (much faster) JSON reader."""
+        if not got.objs:
+            return None
+        types = {int: pa.int64(), float: pa.float64(), str: pa.string()}
+        fields = []
+        for k in self.include:
+            t = types.get(type(got.objs[0].get(k)))
+            if t is None:
+                return None
+            fields.append(pa.field(k, t))
+        return pa.schema(fields)
+
+    def _arrow(self, data: bytes, first: int) -> _Raw | None:
+        """Parse a chunk with pyarrow; None when it cannot (bad lines, other types): the
+        per-line path then finds and names each problem."""
+        if self.schema is None:
+            return None
+        try:
+            table = pajson.read_json(
+                io.BytesIO(data),
+                read_options=pajson.ReadOptions(use_threads=False, block_size=len(data) + 1),
+                parse_options=pajson.ParseOptions(
+                    explicit_schema=self.schema, unexpected_field_behavior="ignore"
+                ),
+            )
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            return None
+        lines_no = _line_index(data, first)
+        if table.num_rows != len(lines_no):
+            return None
+        cols = {k: table.column(k).combine_chunks() for k in self.include}
+        return _Raw(cols, lines_no, [], self.lines.progress)
 
     def close(self) -> None:
         self.lines.close()
@@ -983,6 +1073,21 @@ def _mark(reason: NDArray[np.uint8], mask: B, name: str) -> None:
 
 
 def _symbol_codes(arr: pa.Array) -> tuple[I32, list[str], B]:
+    if pa.types.is_dictionary(arr.type) and _is_text(arr.type.value_type):
+        # Clean the (few) dictionary values, then remap the codes: no per-row string work.
+        names: list[str] = []
+        where: dict[str, int] = {}
+        lut = np.full(len(arr.dictionary) + 1, -1, np.int32)
+        for j, v in enumerate(arr.dictionary.to_pylist()):
+            v = v.strip() if isinstance(v, str) else v
+            if v:
+                lut[j] = where.setdefault(v, len(where))
+                if lut[j] == len(names):
+                    names.append(v)
+        idx = np.asarray(arr.indices.fill_null(-1).to_numpy(zero_copy_only=False), np.int64)
+        codes = lut[idx]
+        bad = codes < 0
+        return np.where(bad, 0, codes).astype(np.int32), names or [""], bad
     arr = _decode(arr)
     if not _is_text(arr.type):
         arr = arr.cast(pa.string())
@@ -1023,6 +1128,13 @@ class _TradeRows(_Rows):
         keys += [lay.symbol] if lay.symbol else []
         keys += list(lay.quote or ())
         return keys
+
+    def column_types(self) -> dict[str, pa.DataType]:
+        lay = self.layout
+        types = {k: pa.float64() for k in (lay.price, lay.size, *(lay.quote or ()))}
+        if lay.symbol:
+            types[lay.symbol] = pa.dictionary(pa.int32(), pa.string())
+        return types
 
     def __call__(self, raw: _Raw) -> Chunk:
         lay = self.layout
@@ -1076,24 +1188,24 @@ class _TradeRows(_Rows):
             excl = np.maximum(excl, self.prev_ts)
             late = t < excl
             reason[ok_idx[late]] = _REASON_CODES["out_of_order"]
-        prev_of = dict(zip(ok_idx.tolist(), excl.tolist(), strict=False)) if len(excl) else {}
 
         def explain(i: int) -> str:
             r = _CODE_REASONS[int(reason[i])]
             if r == "bad_ts":
-                return ts_problem(_value(cols[lay.ts], i), self.tz)
+                return ts_problem(raw.value(lay.ts, i), self.tz)
             if r == "bad_symbol":
                 return "symbol is missing"
             if r == "bad_price":
                 if not has_trade[i] and not has_quote[i]:
                     return "price is missing"
-                return _num_problem("price", _value(cols[lay.price], i), price[i], positive=True)
+                return _num_problem("price", raw.value(lay.price, i), price[i], positive=True)
             if r == "bad_size":
-                return _num_problem("size", _value(cols[lay.size], i), size[i], positive=False)
+                return _num_problem("size", raw.value(lay.size, i), size[i], positive=False)
             if r == "bad_quote":
-                return self._quote_problem(cols, i)
+                return self._quote_problem(raw, i)
+            prev = int(excl[int(np.searchsorted(ok_idx, i))])
             return (
-                f"ts {iso(ts[i])} is earlier than the previous row's {iso(prev_of[i])} "
+                f"ts {iso(ts[i])} is earlier than the previous row's {iso(prev)} "
                 '(the file must be sorted by ts; out_of_order = "allow" replays it as is)'
             )
 
@@ -1126,9 +1238,9 @@ class _TradeRows(_Rows):
             chunk.touch = (quote[0][0][sel], quote[1][0][sel], quote[2][0][sel], quote[3][0][sel])
         return chunk
 
-    def _quote_problem(self, cols: dict[str, pa.Array], i: int) -> str:
+    def _quote_problem(self, row: _Raw, i: int) -> str:
         assert self.layout.quote is not None
-        raw = {f: _value(cols[k], i) for f, k in zip(QUOTE_FIELDS, self.layout.quote, strict=True)}
+        raw = {f: row.value(k, i) for f, k in zip(QUOTE_FIELDS, self.layout.quote, strict=True)}
         missing = [f for f, v in raw.items() if v is None or v == ""]
         if missing:
             return f"quote is incomplete: {', '.join(missing)} missing"
@@ -1197,6 +1309,9 @@ class _BarRows(_Rows):
         for _, fields in self.tickers:
             keys += list(fields.values())
         return keys
+
+    def column_types(self) -> dict[str, pa.DataType]:
+        return {k: pa.float64() for _, fields in self.tickers for k in fields.values()}
 
     def infer_interval(self, raw: _Raw | None) -> None:
         """Set the bar interval from the smallest gap between the first chunk's bars."""
@@ -1281,7 +1396,7 @@ class _BarRows(_Rows):
         def explain(i: int) -> str:
             r = _CODE_REASONS[int(reason[i])]
             if r == "bad_ts":
-                return ts_problem(_value(tcol, i), self.tz)
+                return ts_problem(raw.value(self.layout.time, i), self.tz)
             if r == "out_of_order":
                 return (
                     f"bar at {iso(t[i])} starts before the previous bar at "
@@ -1289,7 +1404,7 @@ class _BarRows(_Rows):
                     "sorted by time)"
                 )
             j = int(np.flatnonzero(bad_bar[:, i])[0])
-            return self._bar_problem(cols, j, i)
+            return self._bar_problem(raw, j, i)
 
         # A row holds one bar per ticker: with the skip policy only the bad bars are skipped.
         row_reason = reason.copy()
@@ -1356,9 +1471,9 @@ class _BarRows(_Rows):
             empty_bars=int(np.count_nonzero(empty[:, keep])),
         )
 
-    def _bar_problem(self, cols: dict[str, pa.Array], j: int, i: int) -> str:
+    def _bar_problem(self, row: _Raw, j: int, i: int) -> str:
         ticker, fields = self.tickers[j]
-        raw = {f: _value(cols[k], i) for f, k in fields.items()}
+        raw = {f: row.value(k, i) for f, k in fields.items()}
         v: dict[str, float] = {}
         for f in BAR_FIELDS:
             if f not in raw:
@@ -1509,6 +1624,8 @@ class ReplayReader:
                     samples=samples,
                 )
             raw.include = list(dict.fromkeys(self._rows.columns()))
+            if isinstance(raw, _CsvRaw):
+                raw.types = self._rows.column_types()
             self._first: _Raw | None = None
             if isinstance(self._rows, _BarRows):
                 self._first = raw.read()
