@@ -217,6 +217,26 @@ def test_symbol_option_replays_only_that_symbol_of_a_multi_symbol_file(tmp_path:
     ev = events(read_all(path, symbol="AAPL"))
     assert ev["symbol"].tolist() == ["AAPL", "AAPL"]
     assert ev["price"].tolist() == [1.0, 2.0]
+    assert [c.symbols for c in read_all(path, symbol="AAPL")] == [["AAPL"]]
+
+
+def test_symbols_of_bad_rows_are_not_in_the_chunk(tmp_path: Path) -> None:
+    path = write(tmp_path, "t.csv", HEADER + f"{T0},ZZZ,-1,1\n{T0},AAPL,1,1\n")
+    (chunk,) = read_all(path, skip_bad_rows=True)
+    assert chunk.symbols == ["AAPL"]
+    assert chunk.sym.tolist() == [0]
+
+
+def test_crlf_lines_and_a_byte_order_mark_are_read_with_exact_line_numbers(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "win.csv"
+    path.write_bytes(
+        b"\xef\xbb\xbf" + f"{HEADER.strip()}\r\n{T0},A,1,1\r\n\r\n{T0},A,-1,1\r\n".encode()
+    )
+    chunks = read_all(path)
+    assert events(chunks)["price"].tolist() == [1.0]
+    assert str(chunks[-1].stop) == f"{path}:4: price -1 is not positive"
 
 
 # ----------------------------------------------------------------------------- bad rows

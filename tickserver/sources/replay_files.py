@@ -1218,9 +1218,13 @@ class _TradeRows(_Rows):
         if self.check_order and len(sel):
             self.prev_ts = max(self.prev_ts, int(out_ts.max()))
         trade = has_trade[sel]
+        # Keep only the symbols of published rows (not those of filtered-out or bad rows).
+        present = np.zeros(len(names), bool)
+        present[codes[sel]] = True
+        remap = (np.cumsum(present) - 1).astype(np.int32)
         chunk = Chunk(
-            symbols=names,
-            sym=codes[sel],
+            symbols=[nm for nm, used in zip(names, present.tolist(), strict=True) if used],
+            sym=remap[codes[sel]],
             ts=out_ts,
             key=self.keys(out_ts),
             price=price[sel],
