@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+import orjson
 import pytest
 import talib
 from gql import Client, gql
@@ -124,11 +125,15 @@ def test_every_query_answers_consistently(finite: TickServer) -> None:
             quote(symbol: "AAPL") { symbol last bid ask bidSize askSize mid spread ts tsMs }
             quotes { symbol last }
             ticks(symbol: "AAPL", last: 50) { symbol ts tsMs price size seq side }
-            bars(symbol: "AAPL", interval: "1s", last: 100) { ts open high low close volume vwap trades final }
-            book(symbol: "AAPL", depth: 5) { bids { price size } asks { price size } mid spread microprice imbalance seq }
+            bars(symbol: "AAPL", interval: "1s", last: 100) {
+                ts open high low close volume vwap trades final }
+            book(symbol: "AAPL", depth: 5) {
+                bids { price size } asks { price size } mid spread microprice imbalance seq }
             indicators(symbol: "AAPL", interval: "1s") { name value ready provisional ts }
             signals(last: 10) { symbol rule direction value ts }
-            status { version uptimeS ready sources { name state } sinks { name } engine { state } counters }
+            status {
+                version uptimeS ready sources { name state } sinks { name } engine { state } counters
+            }
         }""",
     )
     # Assert
@@ -377,10 +382,9 @@ def test_stalled_subscriber_does_not_slow_the_others(tickserver: Callable[..., T
     from tickserver.benchmarks.fanout import _mask_frame
 
     stalled.sendall(_mask_frame(b'{"type":"connection_init"}'))
+    query = "subscription { ticks { symbol ts tsMs price size seq side } }"
     stalled.sendall(
-        _mask_frame(
-            b'{"type":"subscribe","id":"1","payload":{"query":"subscription { ticks { symbol ts tsMs price size seq side } }"}}'
-        )
+        _mask_frame(orjson.dumps({"type": "subscribe", "id": "1", "payload": {"query": query}}))
     )
     # Act: a healthy client keeps receiving while the stalled one's buffer fills up
     got = asyncio.run(
@@ -410,9 +414,12 @@ def test_sigterm_exits_zero_and_closes_websockets_going_away(
         async with websockets.connect(srv.ws_url, subprotocols=["graphql-transport-ws"]) as ws:  # type: ignore[list-item]
             await ws.send('{"type":"connection_init"}')
             await ws.recv()
-            await ws.send(
-                '{"type":"subscribe","id":"1","payload":{"query":"subscription { quotes { symbol } }"}}'
-            )
+            sub = {
+                "type": "subscribe",
+                "id": "1",
+                "payload": {"query": "subscription { quotes { symbol } }"},
+            }
+            await ws.send(orjson.dumps(sub).decode())
             await ws.recv()
             assert srv.proc is not None
             srv.proc.send_signal(signal.SIGTERM)
