@@ -132,7 +132,8 @@ def test_every_query_answers_consistently(finite: TickServer) -> None:
             indicators(symbol: "AAPL", interval: "1s") { name value ready provisional ts }
             signals(last: 10) { symbol rule direction value ts }
             status {
-                version uptimeS ready sources { name state } sinks { name } engine { state } counters
+                version uptimeS ready sources { name state } sinks { name }
+                engine { state } counters
             }
         }""",
     )
