@@ -324,6 +324,7 @@ class ReplaySource(Source):
         self.error: BadRow | str | None = None
         self.finished = False
         self.rows = 0
+        self._partial_rows = 0  # rows of the chunk being published, pro rata
         self.trades = 0
         self.quotes = 0
         self.bars_empty = 0
@@ -402,11 +403,13 @@ class ReplaySource(Source):
                     self._publish(chunk, ids, i, end)
                     i = end
                     self.fraction = before + (chunk.progress - before) * i / n
+                    self._partial_rows = chunk.rows * i // n
                     self.set_health("ok", "replaying", **self._details())
-                    self.progress.update(self.fraction, self.rows + chunk.rows * i // n)
+                    self.progress.update(self.fraction, self.rows + self._partial_rows)
                 if wait > 0:
                     await self.sleep(min(wait, MAX_SLEEP_S))
         self.rows += chunk.rows
+        self._partial_rows = 0
         self.bars_empty += chunk.empty_bars
         for reason, count in chunk.skipped.items():
             self.skipped[reason] = self.skipped.get(reason, 0) + count
@@ -546,7 +549,7 @@ class ReplaySource(Source):
             "file": self.cfg.path,
             "kind": self.reader.kind,
             "speed": self.cfg.speed,
-            "rows": self.rows,
+            "rows": self.rows + self._partial_rows,
             "trades": self.trades,
             "quotes": self.quotes,
             "skipped": sum(self.skipped.values()),
