@@ -70,7 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
         default="max",
         help="1 = recorded pace, N = N times faster, max = as fast as possible (default max)",
     )
-    replay.add_argument("--symbol", help="symbol of a one-symbol OHLCV file (yfinance format)")
+    replay.add_argument(
+        "--symbol",
+        help="symbol of a file without one (one-ticker OHLCV, trades without a symbol column); "
+        "for a file with symbols, replay only this one",
+    )
     replay.add_argument(
         "--format",
         choices=["auto", "csv", "parquet", "jsonl", "ohlcv"],
@@ -102,7 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="exit once the file is replayed and sinks are flushed (default: keep serving)",
     )
-    replay.add_argument("--no-progress", action="store_true", help="no progress bar")
+    replay.add_argument(
+        "--no-progress", action="store_true", help="no progress bar (or progress log lines)"
+    )
     _add_server_args(replay)
     replay.set_defaults(handler=cmd_replay)
 
