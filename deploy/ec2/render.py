@@ -144,8 +144,11 @@ def policy_statements() -> list[Any]:
 
 
 BUCKET_NAME = {
-    "Fn::Join": ["-", ["tickserver", {"Fn::Select": [2, {"Fn::Split": ["/", {"Ref": "AWS::StackId"}]}]}]]
-}  # fmt: skip
+    "Fn::Join": [
+        "-",
+        ["tickserver", {"Fn::Select": [2, {"Fn::Split": ["/", {"Ref": "AWS::StackId"}]}]}],
+    ]
+}
 DIMS = [{"Name": "Stack", "Value": {"Ref": "AWS::StackName"}}]
 
 
@@ -154,11 +157,15 @@ def _metric(mid: str, name: str, stat: str, period: int = 60) -> dict[str, Any]:
         "Id": mid,
         "ReturnData": False,
         "MetricStat": {
-            "Metric": {"Namespace": {"Ref": "MetricsNamespace"}, "MetricName": name, "Dimensions": DIMS},
+            "Metric": {
+                "Namespace": {"Ref": "MetricsNamespace"},
+                "MetricName": name,
+                "Dimensions": DIMS,
+            },
             "Period": period,
             "Stat": stat,
         },
-    }  # fmt: skip
+    }
 
 
 def _alarm(description: str, **props: Any) -> dict[str, Any]:
@@ -425,13 +432,33 @@ def template() -> dict[str, Any]:
                                     {
                                         "Effect": "Allow",
                                         "Action": "s3:ListBucket",
-                                        "Resource": {"Fn::Sub": ["arn:${AWS::Partition}:s3:::${B}", {"B": BUCKET_NAME}]},
-                                        "Condition": {"StringLike": {"s3:prefix": [{"Fn::Sub": "${DataPrefix}*"}]}},
+                                        "Resource": {
+                                            "Fn::Sub": [
+                                                "arn:${AWS::Partition}:s3:::${B}",
+                                                {"B": BUCKET_NAME},
+                                            ]
+                                        },
+                                        "Condition": {
+                                            "StringLike": {
+                                                "s3:prefix": [{"Fn::Sub": "${DataPrefix}*"}]
+                                            }
+                                        },
                                     },
                                     {
                                         "Effect": "Allow",
-                                        "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:GetObjectTagging", "s3:PutObjectTagging"],
-                                        "Resource": {"Fn::Sub": ["arn:${AWS::Partition}:s3:::${B}/${DataPrefix}*", {"B": BUCKET_NAME}]},
+                                        "Action": [
+                                            "s3:GetObject",
+                                            "s3:PutObject",
+                                            "s3:DeleteObject",
+                                            "s3:GetObjectTagging",
+                                            "s3:PutObjectTagging",
+                                        ],
+                                        "Resource": {
+                                            "Fn::Sub": [
+                                                "arn:${AWS::Partition}:s3:::${B}/${DataPrefix}*",
+                                                {"B": BUCKET_NAME},
+                                            ]
+                                        },
                                     },
                                     {
                                         "Effect": "Allow",
@@ -443,7 +470,7 @@ def template() -> dict[str, Any]:
                         }
                     ],
                 },
-            },  # fmt: skip
+            },
             "CompactorLogGroup": {
                 "Type": "AWS::Logs::LogGroup",
                 "Properties": {
@@ -460,7 +487,10 @@ def template() -> dict[str, Any]:
                     "Runtime": "python3.11",
                     "Architectures": [{"Ref": "CompactorArchitecture"}],
                     "Handler": {"Ref": "CompactorHandler"},
-                    "Code": {"S3Bucket": {"Ref": "ArtifactBucket"}, "S3Key": {"Ref": "CompactorKey"}},
+                    "Code": {
+                        "S3Bucket": {"Ref": "ArtifactBucket"},
+                        "S3Key": {"Ref": "CompactorKey"},
+                    },
                     "Role": {"Fn::GetAtt": ["CompactorRole", "Arn"]},
                     "MemorySize": 1024,
                     "Timeout": 300,
@@ -472,7 +502,7 @@ def template() -> dict[str, Any]:
                         }
                     },
                 },
-            },  # fmt: skip
+            },
             "CompactorPermission": {
                 "Type": "AWS::Lambda::Permission",
                 "Properties": {
@@ -480,9 +510,11 @@ def template() -> dict[str, Any]:
                     "FunctionName": {"Ref": "Compactor"},
                     "Principal": "s3.amazonaws.com",
                     "SourceAccount": {"Ref": "AWS::AccountId"},
-                    "SourceArn": {"Fn::Sub": ["arn:${AWS::Partition}:s3:::${B}", {"B": BUCKET_NAME}]},
+                    "SourceArn": {
+                        "Fn::Sub": ["arn:${AWS::Partition}:s3:::${B}", {"B": BUCKET_NAME}]
+                    },
                 },
-            },  # fmt: skip
+            },
             "LogGroup": {
                 "Type": "AWS::Logs::LogGroup",
                 "Properties": {
@@ -574,13 +606,17 @@ def template() -> dict[str, Any]:
                     "BlockDeviceMappings": [
                         {
                             "DeviceName": "/dev/xvda",
-                            "Ebs": {"VolumeSize": {"Ref": "DiskSizeGiB"}, "VolumeType": "gp3", "Encrypted": True},
+                            "Ebs": {
+                                "VolumeSize": {"Ref": "DiskSizeGiB"},
+                                "VolumeType": "gp3",
+                                "Encrypted": True,
+                            },
                         }
                     ],
                     "UserData": {"Fn::Base64": {"Fn::Sub": [user_data(), ud_vars]}},
                     "Tags": [{"Key": "Name", "Value": {"Ref": "AWS::StackName"}}],
                 },
-            },  # fmt: skip
+            },
             "AlarmTopic": {
                 "Type": "AWS::SNS::Topic",
                 "Properties": {"KmsMasterKeyId": "alias/aws/sns"},
@@ -658,9 +694,7 @@ def template() -> dict[str, Any]:
         "Outputs": {
             "DashboardUrl": {
                 "Description": "The dashboard (and /graphql) from AllowedCidr",
-                "Value": {
-                    "Fn::Sub": "http://${Instance.PublicDnsName}:${ApiPort}/"
-                },
+                "Value": {"Fn::Sub": "http://${Instance.PublicDnsName}:${ApiPort}/"},
             },
             "InstanceId": {"Value": {"Ref": "Instance"}},
             "DataBucketName": {"Value": {"Ref": "DataBucket"}},
@@ -682,7 +716,9 @@ def template_yaml() -> str:
 
     Dumper.add_representer(str, str_presenter)
     Dumper.ignore_aliases = lambda self, data: True  # type: ignore[method-assign]
-    head = "# Generated by deploy/ec2/render.py from deploy/ec2/src and iam-policy.json: edit those.\n"
+    head = (
+        "# Generated by deploy/ec2/render.py from deploy/ec2/src and iam-policy.json: edit those.\n"
+    )
     return head + yaml.dump(template(), Dumper=Dumper, sort_keys=False, width=100)
 
 
