@@ -484,7 +484,7 @@ def template() -> dict[str, Any]:
                     "FunctionName": {"Fn::Sub": "${AWS::StackName}-compactor"},
                     "Description": "Compacts a day's small Parquet parts into one file per "
                     "symbol and day (idempotent).",
-                    "Runtime": "python3.11",
+                    "Runtime": "python3.12",
                     "Architectures": [{"Ref": "CompactorArchitecture"}],
                     "Handler": {"Ref": "CompactorHandler"},
                     "Code": {
