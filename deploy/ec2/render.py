@@ -254,8 +254,8 @@ def template() -> dict[str, Any]:
                 "Type": "Number",
                 "Default": 7,
                 "MinValue": 1,
-                "Description": "Days to keep parts the compactor has merged (tagged "
-                "tickserver-compacted=true) before S3 deletes them.",
+                "Description": "Days S3 keeps the parts the compactor merged and deleted (and "
+                "any overwritten object) as old versions, for restores.",
             },
             "Symbols": {"Type": "String", "Default": "AAPL,MSFT,NVDA,AMZN,GOOGL,META,TSLA,SPY"},
             "Sources": {
@@ -349,16 +349,11 @@ def template() -> dict[str, Any]:
                                 "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
                             },
                             {
-                                "Id": "expire-compacted-parts",
+                                "Id": "expire-deleted-and-replaced-parts",
                                 "Status": "Enabled",
-                                "Prefix": {"Ref": "DataPrefix"},
-                                "TagFilters": [{"Key": "tickserver-compacted", "Value": "true"}],
-                                "ExpirationInDays": {"Ref": "PartsRetentionDays"},
-                            },
-                            {
-                                "Id": "old-versions",
-                                "Status": "Enabled",
-                                "NoncurrentVersionExpiration": {"NoncurrentDays": 30},
+                                "NoncurrentVersionExpiration": {
+                                    "NoncurrentDays": {"Ref": "PartsRetentionDays"}
+                                },
                             },
                             {
                                 "Id": "history-to-intelligent-tiering",
@@ -450,8 +445,6 @@ def template() -> dict[str, Any]:
                                             "s3:GetObject",
                                             "s3:PutObject",
                                             "s3:DeleteObject",
-                                            "s3:GetObjectTagging",
-                                            "s3:PutObjectTagging",
                                         ],
                                         "Resource": {
                                             "Fn::Sub": [
@@ -492,15 +485,10 @@ def template() -> dict[str, Any]:
                         "S3Key": {"Ref": "CompactorKey"},
                     },
                     "Role": {"Fn::GetAtt": ["CompactorRole", "Arn"]},
-                    "MemorySize": 1024,
+                    "MemorySize": 2048,
                     "Timeout": 300,
                     "LoggingConfig": {"LogGroup": {"Ref": "CompactorLogGroup"}},
-                    "Environment": {
-                        "Variables": {
-                            "TICKSERVER_STORE__S3_BUCKET": BUCKET_NAME,
-                            "TICKSERVER_STORE__S3_PREFIX": {"Ref": "DataPrefix"},
-                        }
-                    },
+                    "EphemeralStorage": {"Size": 4096},
                 },
             },
             "CompactorPermission": {

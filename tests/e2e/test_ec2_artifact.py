@@ -96,6 +96,7 @@ def write_instance_config(root: Path, port: int) -> None:
         "MetricsNamespace": "tickserver",
         "AWS::StackName": "e2e",
         "DataBucket": "tickserver-e2e",
+        "DataPrefix": "tickserver/",
     }
     etc = root / "etc" / "tickserver"
     etc.mkdir(parents=True)

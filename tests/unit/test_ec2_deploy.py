@@ -40,6 +40,7 @@ VALUES = {
     "ArtifactKey": "releases/tickserver.pyz",
     "ArtifactSha256": "0" * 64,
     "DataBucket": "tickserver-data",
+    "DataPrefix": "tickserver/",
 }
 
 
