@@ -95,6 +95,7 @@ def write_instance_config(root: Path, port: int) -> None:
         "KafkaBootstrapServers": "",
         "MetricsNamespace": "tickserver",
         "AWS::StackName": "e2e",
+        "AWS::Region": "us-east-1",
         "DataBucket": "tickserver-e2e",
         "DataPrefix": "tickserver/",
     }
