@@ -103,11 +103,11 @@ step "dependencies from requirements.lock (hash-checked)"
 SITE=$WORK/site-packages
 "$TOOLS/bin/python" -m pip install --quiet --disable-pip-version-check --no-compile \
   --require-hashes --no-deps --prefer-binary --target "$SITE" -r "$LOCK"
-rm -rf "$SITE/bin"
+rm -rf "${SITE:?}/bin"
 "$TOOLS/bin/python" -m pip install --quiet --disable-pip-version-check --no-compile \
   --no-deps --target "$SITE" "$WHEELS"/tickserver-*.whl
 # Drop what would differ between build machines and is not needed to run.
-rm -rf "$SITE/bin"
+rm -rf "${SITE:?}/bin"
 find "$SITE" -name direct_url.json -path '*.dist-info/*' -delete
 find "$SITE" -name __pycache__ -type d -prune -exec rm -rf {} +
 

@@ -247,6 +247,29 @@ def test_alarms_watch_metrics_the_sink_emits() -> None:
     assert watched <= emitted
 
 
+# ------------------------------------------------------------------ shell scripts
+
+
+@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="scripts/test installs shellcheck")
+def test_shell_scripts_pass_shellcheck(tmp_path: Path) -> None:
+    # Arrange: the bootstrap as the instance receives it (placeholders filled)
+    text = (EC2 / "src" / "bootstrap.sh").read_text()
+    bootstrap = tmp_path / "bootstrap.sh"
+    bootstrap.write_text(render.sub(text, dict.fromkeys(render.placeholders(text), "x")))
+    scripts = [
+        EC2 / "build-artifact.sh",
+        EC2 / "lock.sh",
+        EC2 / "src" / "tickserver-install",
+        bootstrap,
+    ]
+    # Act
+    proc = subprocess.run(
+        ["shellcheck", "--severity=warning", *map(str, scripts)], capture_output=True, text=True
+    )
+    # Assert
+    assert proc.returncode == 0, proc.stdout
+
+
 # ------------------------------------------------------------------ systemd unit
 
 needs_systemd_analyze = pytest.mark.skipif(
