@@ -225,18 +225,28 @@ def template() -> dict[str, Any]:
                 "Description": "Bucket holding the artifact and the compactor zip "
                 "(built by deploy/ec2/build-artifact.sh).",
             },
-            "ArtifactKey": {
+            "ArtifactPrefix": {
                 "Type": "String",
-                "Description": "Key of the .pyz, e.g. releases/tickserver-0.1.0-cp311-x86_64.pyz",
+                "Default": "tickserver/releases/",
+                "AllowedPattern": "^([A-Za-z0-9._-]+/)+$",
+                "Description": "Key prefix of the releases in ArtifactBucket (ends with /); "
+                "the instance may read it, for in-place upgrades.",
+            },
+            "ArtifactName": {
+                "Type": "String",
+                "AllowedPattern": "^[A-Za-z0-9._-]+[.]pyz$",
+                "Description": "The .pyz under ArtifactPrefix, e.g. "
+                "tickserver-0.1.0-cp311-x86_64.pyz",
             },
             "ArtifactSha256": {
                 "Type": "String",
                 "AllowedPattern": "^[0-9a-f]{64}$",
                 "Description": "sha256 of the .pyz (the .sha256 file beside it).",
             },
-            "CompactorKey": {
+            "CompactorName": {
                 "Type": "String",
-                "Description": "Key of the compactor zip in ArtifactBucket.",
+                "AllowedPattern": "^[A-Za-z0-9._-]+[.]zip$",
+                "Description": "The compactor zip under ArtifactPrefix.",
             },
             "CompactorHandler": {"Type": "String", "Default": "tickserver.compactor.handler"},
             "CompactorArchitecture": {
@@ -482,7 +492,7 @@ def template() -> dict[str, Any]:
                     "Handler": {"Ref": "CompactorHandler"},
                     "Code": {
                         "S3Bucket": {"Ref": "ArtifactBucket"},
-                        "S3Key": {"Ref": "CompactorKey"},
+                        "S3Key": {"Fn::Sub": "${ArtifactPrefix}${CompactorName}"},
                     },
                     "Role": {"Fn::GetAtt": ["CompactorRole", "Arn"]},
                     "MemorySize": 2048,

@@ -37,7 +37,8 @@ VALUES = {
     "LogGroup": "/tickserver/test-stack",
     "ApiTokenParameter": "/tickserver/api-token",
     "ArtifactBucket": "artifacts",
-    "ArtifactKey": "releases/tickserver.pyz",
+    "ArtifactPrefix": "tickserver/releases/",
+    "ArtifactName": "tickserver.pyz",
     "ArtifactSha256": "0" * 64,
     "DataBucket": "tickserver-data",
     "DataPrefix": "tickserver/",
@@ -103,7 +104,13 @@ def _fixed_part(resource: str) -> str:
     return resource[:-1] if resource.endswith("*") else resource
 
 
-SPECIFIC = ("${DataPrefix}", "${LogGroup}", "${AWS::StackName}", "${MskClusterPath}")
+SPECIFIC = (
+    "${DataPrefix}",
+    "${ArtifactPrefix}",
+    "${LogGroup}",
+    "${AWS::StackName}",
+    "${MskClusterPath}",
+)
 
 
 def policy_violations(policy: dict[str, Any]) -> list[str]:
@@ -135,6 +142,8 @@ def policy_violations(policy: dict[str, Any]) -> list[str]:
                 bad.append(f"{sid}: wildcard inside {r}")
             if r.endswith("*") and not any(s in r for s in SPECIFIC):
                 bad.append(f"{sid}: {r} is not limited to this stack's own resources")
+            if "${ArtifactBucket}" in r and actions != ["s3:GetObject"]:
+                bad.append(f"{sid}: releases are read-only")
             if ":s3:::${DataBucket}" in r and not r.startswith(
                 "arn:${AWS::Partition}:s3:::${DataBucket}/${DataPrefix}"
             ):
@@ -156,6 +165,7 @@ def test_iam_policy_grants_nothing_beyond_prefix_namespace_and_own_resources() -
         ("s3:GetObject", "arn:${AWS::Partition}:s3:::${DataBucket}/*"),
         ("s3:GetObject", "*"),
         ("logs:PutLogEvents", "arn:${AWS::Partition}:logs:*:*:log-group:*"),
+        ("s3:PutObject", "arn:${AWS::Partition}:s3:::${ArtifactBucket}/${ArtifactPrefix}*"),
     ],
 )
 def test_iam_check_rejects_wider_grants(action: str, resource: str) -> None:

@@ -40,7 +40,7 @@ umask 022
 
 systemd-tmpfiles --create /etc/tmpfiles.d/tickserver.conf
 /usr/local/sbin/tickserver-install --no-restart \
-  "s3://${ArtifactBucket}/${ArtifactKey}" "${ArtifactSha256}"
+  "s3://${ArtifactBucket}/${ArtifactPrefix}${ArtifactName}" "${ArtifactSha256}"
 systemctl daemon-reload
 systemctl enable --now tickserver
 for _ in $(seq 120); do
