@@ -353,3 +353,39 @@ def test_lock_pins_every_runtime_dependency_within_its_range() -> None:
             problems.append(f"{dep} (locked: {pinned})")
     # Assert
     assert problems == [], "requirements.lock is stale; run deploy/ec2/lock.sh: " + str(problems)
+
+
+# ------------------------------------------------------------------ the deploy guide
+
+GUIDE = ROOT / "docs" / "deploy.md"
+
+
+def guide_commands() -> list[str]:
+    """Shell commands of the guide's sh blocks, continuation lines joined."""
+    blocks = re.findall(r"```sh\n(.*?)```", GUIDE.read_text(), re.S)
+    return [c for b in blocks for c in b.replace("\\\n", " ").splitlines() if c.strip()]
+
+
+def test_guide_builds_and_installs_with_the_scripts_the_tests_run() -> None:
+    commands = guide_commands()
+    assert any(c.startswith("deploy/ec2/build-artifact.sh ") for c in commands)
+    assert any(c.startswith("sudo tickserver-install s3://") for c in commands)
+    assert any(c.startswith("sudo tickserver-install --rollback") for c in commands)
+
+
+def test_guide_stack_command_sets_every_required_parameter_by_its_name() -> None:
+    # Arrange
+    params = cfn_template()["Parameters"]
+    required = {name for name, p in params.items() if "Default" not in p}
+    [create] = [c for c in guide_commands() if "cloudformation deploy" in c and "VpcId=" in c]
+    # Act
+    given = set(re.findall(r"\b([A-Z][A-Za-z0-9]+)=", create))
+    # Assert
+    assert required <= given, f"missing: {required - given}"
+    assert given <= set(params), f"unknown: {given - set(params)}"
+
+
+def test_guide_manual_user_data_command_fills_every_placeholder() -> None:
+    [cmd] = [c for c in guide_commands() if "render.py user-data" in c]
+    given = set(re.findall(r"--set ([A-Za-z0-9:]+)=", cmd))
+    assert render.placeholders(render.user_data()) <= given
