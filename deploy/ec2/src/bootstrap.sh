@@ -4,7 +4,7 @@ set -euo pipefail
 exec >>/var/log/tickserver-bootstrap.log 2>&1
 export DEBIAN_FRONTEND=noninteractive
 region=${AWS::Region}
-iid=$(cloud-init query ds.meta_data.instance_id 2>/dev/null || cloud-init query instance_id)
+iid=$(cloud-init query v1.instance_id)
 signal() {
   aws cloudformation signal-resource --region "$region" --stack-name "${AWS::StackName}" \
     --logical-resource-id Instance --unique-id "$iid" --status "$1" || true
