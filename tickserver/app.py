@@ -31,10 +31,12 @@ from tickserver.symbols import Symbols
 log = logging.getLogger(__name__)
 
 # (name, module, enabled?) — each module exposes ``create(ctx: SinkContext) -> Sink``.
+# CloudWatch comes first so that it stops last: its final datapoints then show the backlog
+# the other sinks left after flushing, not the one they had before.
 SINKS: list[tuple[str, str, Callable[[Config], bool]]] = [
+    ("cloudwatch", "tickserver.sinks.cloudwatch", lambda c: c.cloudwatch.enabled),
     ("store", "tickserver.sinks.store", lambda c: c.store.enabled),
     ("kafka", "tickserver.sinks.kafka", lambda c: c.kafka.enabled),
-    ("cloudwatch", "tickserver.sinks.cloudwatch", lambda c: c.cloudwatch.enabled),
 ]
 
 
