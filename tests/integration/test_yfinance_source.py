@@ -4,7 +4,7 @@ curl_cffi session, and a WebSocket server on 127.0.0.1 speaking Yahoo's stream p
 from __future__ import annotations
 
 import collections
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -89,7 +89,7 @@ class Harness:
 
 
 @pytest.fixture
-def harness(tmp_path: Path) -> Iterator[Harness]:
+def harness(tmp_path: Path) -> Harness:
     isolate_yfinance(tmp_path / "yf-cache")
     clock = Clock(SESSION_OPEN * 10**9 + 35 * MIN + 10 * 10**9)  # 10:05:10 ET
     ctx = SourceContext(
@@ -98,7 +98,7 @@ def harness(tmp_path: Path) -> Iterator[Harness]:
     h = Harness(ctx, YahooReplies(now=clock.seconds), clock)
     ctx.bus.attach(Topic.RAW_TRADES, h.trades.append, name="t")
     ctx.bus.attach(Topic.RAW_QUOTES, h.quotes.append, name="q")
-    yield h
+    return h
 
 
 @pytest.fixture
@@ -128,7 +128,8 @@ async def test_stream_subscribes_and_publishes_trades_and_quotes(
         await until(lambda: stream.sent_frames >= 8 and len(harness.rows("MSFT")) >= 3)
     # Assert
     assert stream.subscriptions[0] == ["AAPL", "MSFT"]
-    assert harness.rows("AAPL") and harness.quotes
+    assert harness.rows("AAPL")
+    assert harness.quotes
     assert all(ts == harness.clock.ns for ts, _, _ in harness.rows("AAPL"))
     assert src.health().details["connected"] is False  # stopped
     assert src.stats.connects == 1

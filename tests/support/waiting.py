@@ -7,9 +7,9 @@ import time
 from collections.abc import Callable
 
 
-async def until(cond: Callable[[], object], timeout: float = 20.0, what: str = "") -> None:
+async def until(cond: Callable[[], object], limit_s: float = 20.0, what: str = "") -> None:
     """Poll ``cond`` every 10 ms until it is truthy; raise TimeoutError naming ``what``."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + limit_s
     while not cond():
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out waiting for {what or cond}")

@@ -32,6 +32,8 @@ from curl_cffi.requests import Response, Session
 from curl_cffi.requests.headers import Headers
 from yfinance.pricing_pb2 import PricingData
 
+from tests.support.httpserver import ThreadedHTTPServer
+
 DATA = Path(__file__).resolve().parent.parent / "data" / "yfinance"
 RECORDED_AT = 1795534220  # 2026-11-24 15:30:20 UTC (10:30:20 ET), see tests/data/make_recordings.py
 RECORDED_AT_NS = RECORDED_AT * 1_000_000_000
@@ -57,9 +59,7 @@ class YahooReplies:
         Seconds "now" for the replies: bars opening after it are not served yet.
     """
 
-    def __init__(
-        self, *, shift_s: int = 0, now: float | Callable[[], float] | None = None
-    ) -> None:
+    def __init__(self, *, shift_s: int = 0, now: float | Callable[[], float] | None = None) -> None:
         self.shift_s = shift_s
         self._now = now
         self.requests: list[tuple[str, str, dict[str, str]]] = []
@@ -187,59 +187,20 @@ def _cookie(name: str, value: str, domain: str, expires: float) -> Cookie:
     )
 
 
-class YahooHTTPServer:
+class YahooHTTPServer(ThreadedHTTPServer):
     """The recordings over HTTP on 127.0.0.1, in a background thread."""
 
     def __init__(self, replies: YahooReplies) -> None:
+        super().__init__(self._handle)
         self.replies = replies
-        self.port = 0
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._ready = threading.Event()
-        self._stop: asyncio.Event | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     async def _handle(self, request: web.Request) -> web.Response:
-        url = str(request.url)
-        reply = self.replies.reply(request.method, url, {})
+        reply = self.replies.reply(request.method, str(request.url), {})
         resp = web.Response(status=reply.status, body=reply.body)
         resp.headers["Content-Type"] = reply.content_type
         for k, v in reply.cookies.items():
-            resp.set_cookie(k, v)
+            resp.set_cookie(k, v, max_age=31_536_000)
         return resp
-
-    async def _main(self) -> None:
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self._stop = asyncio.Event()
-        self._ready.set()
-        await self._stop.wait()
-        await runner.cleanup()
-
-    def start(self) -> YahooHTTPServer:
-        def run() -> None:
-            self._loop = asyncio.new_event_loop()
-            self._loop.run_until_complete(self._main())
-            self._loop.close()
-
-        self._thread = threading.Thread(target=run, name="yahoo-http", daemon=True)
-        self._thread.start()
-        self._ready.wait(10)
-        return self
-
-    def stop(self) -> None:
-        if self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
-        if self._thread is not None:
-            self._thread.join(10)
 
 
 # ----------------------------------------------------------------------------- stream

@@ -46,7 +46,9 @@ def test_recorded_frames_decode_with_yfinance_protobuf() -> None:
     # Assert
     assert {m.id for m in msgs} == {"AAPL", "MSFT", ""}
     first = msgs[0]
-    assert first.id == "AAPL" and first.time == T0 and first.price > 0
+    assert first.id == "AAPL"
+    assert first.time == T0
+    assert first.price > 0
 
 
 @pytest.mark.parametrize("frame", GARBAGE)
