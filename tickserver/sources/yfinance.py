@@ -101,7 +101,9 @@ class YFinanceConfig(BaseModel):
     connect_timeout_s: float = Field(10.0, gt=0)
     reconnect_base_s: float = Field(1.0, gt=0)
     reconnect_max_s: float = Field(60.0, gt=0)
-    poll_interval_s: float = Field(60.0, gt=0, description="Polling period (the limiter caps requests)")
+    poll_interval_s: float = Field(
+        60.0, gt=0, description="Polling period (the limiter caps requests)"
+    )
     fallback_after_s: float = Field(30.0, ge=0)
     backfill: bool = True
     backfill_minutes: int = Field(
