@@ -33,7 +33,7 @@ import time
 import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -159,6 +159,8 @@ class Source(BaseComponent):
     live: bool = True
     """Live sources stamp ``ts_event`` near the wall clock, so the engine closes bars on the
     wall clock; replay sources set this False and bars close on event time."""
+    validation_overrides: ClassVar[dict[str, Any]] = {}
+    """Policies of ``[sources.validation]`` this kind of source always overrides."""
 
     def __init__(self, name: str, ctx: SourceContext) -> None:
         super().__init__(name)
@@ -169,9 +171,10 @@ class Source(BaseComponent):
         """The symbols this source serves (two sources may not serve the same symbol)."""
         self.source_metrics = SourceMetrics.of(ctx.metrics)
         self.source_metrics.sources.add(self)
-        self.validator = Validator(
-            name, ctx.config.sources.validation, self.source_metrics.validation
-        )
+        vcfg = ctx.config.sources.validation
+        if self.validation_overrides:
+            vcfg = vcfg.model_copy(update=self.validation_overrides)
+        self.validator = Validator(name, vcfg, self.source_metrics.validation)
         self.connected: bool | None = None
         """True/False for sources with a connection or remote API; None when meaningless."""
         self.last_event_ns = 0
