@@ -79,9 +79,13 @@ class AVReplies:
             gq = body["Global Quote"]
             gq["01. symbol"] = sym
             if self.shift_s:
-                gq["07. latest trading day"] = (
-                    dt.datetime.fromtimestamp(self.now(), ET).date().isoformat()
-                )
+                # A live replay: the quote follows the recorded minute bars up to "now".
+                now = self.now()
+                gq["07. latest trading day"] = dt.datetime.fromtimestamp(now, ET).date().isoformat()
+                bars = self._bars_until(now)
+                if bars:
+                    gq["05. price"] = bars[-1][1]["4. close"]
+                    gq["06. volume"] = str(sum(int(b["5. volume"]) for _, b in bars))
             return 200, json.dumps(body).encode(), "application/json"
         if fn == "TIME_SERIES_INTRADAY":
             body = json.loads((DATA / "intraday_IBM_1min.json").read_text())
@@ -98,6 +102,15 @@ class AVReplies:
                 body["Meta Data"]["3. Last Refreshed"] = next(iter(rows))
             return 200, json.dumps(body).encode(), "application/json"
         return 200, json.dumps({"Error Message": "Invalid API call."}).encode(), "application/json"
+
+    def _bars_until(self, now: float) -> list[tuple[float, dict[str, str]]]:
+        body = json.loads((DATA / "intraday_IBM_1min.json").read_text())
+        out = []
+        for stamp, bar in body["Time Series (1min)"].items():
+            t = dt.datetime.strptime(stamp, FMT).replace(tzinfo=ET).timestamp() + self.shift_s
+            if t <= now:
+                out.append((t, bar))
+        return sorted(out, key=lambda x: x[0])
 
 
 def mock_transport(replies: AVReplies) -> httpx.MockTransport:

@@ -350,18 +350,18 @@ class ThreadedStreamServer:
         asyncio.run_coroutine_threadsafe(self.server.start(), self._loop).result(10)
         return self
 
-    def call(self, fn: Any) -> Any:
-        """Run ``fn()`` on the server's loop."""
-        return asyncio.run_coroutine_threadsafe(_call(fn), self._loop).result(10)
+    def set_refuse(self, refuse: bool) -> None:
+        """Refuse (close at once) new connections, or accept them again."""
+        self._loop.call_soon_threadsafe(setattr, self.server, "refuse", refuse)
+
+    def drop(self) -> None:
+        """Force-close every open connection."""
+        asyncio.run_coroutine_threadsafe(self.server.drop(), self._loop).result(10)
 
     def stop(self) -> None:
         asyncio.run_coroutine_threadsafe(self.server.stop(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
-
-
-async def _call(fn: Any) -> Any:
-    return fn()
 
 
 def iter_minutes(start_s: int, end_s: int) -> Iterator[int]:
