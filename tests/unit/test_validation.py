@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -97,6 +99,19 @@ def test_genuine_jump_is_confirmed_by_consecutive_ticks_at_the_new_level() -> No
     assert v.counts[("trade", "jump", "reject")] == 2
 
 
+def test_after_a_steady_trend_a_bad_print_is_judged_against_the_latest_price() -> None:
+    # Arrange: a bad print, then a calm climb from 100 to 130, then a print back at 99
+    v = Validator("t", ValidationConfig(max_jump_pct=10))
+    climb = [100.0 + k for k in range(31)]
+    prices = [100.0, 300.0, *climb[1:], 99.0]
+    n = len(prices)
+    # Act
+    out = v.trades(trades(list(np.zeros(n, int)), list(range(1, n + 1)), prices))
+    # Assert: 300 and 99 are >10 % away from the price before them; the climb is not
+    assert out.price.tolist() == [100.0, *climb[1:]]
+    assert v.counts[("trade", "jump", "reject")] == 2
+
+
 def test_flag_policy_keeps_suspects_with_the_flagged_bit() -> None:
     v = Validator("t", ValidationConfig(max_jump_pct=10, jump_policy="flag"))
     out = v.trades(trades([0] * 3, [1, 2, 3], [100.0, 150.0, 100.5]))
@@ -184,3 +199,138 @@ def test_clean_batches_pass_unchanged(n: int) -> None:
     out = v.trades(b)
     assert len(out) == n
     assert sum(v.counts.values()) == 0
+
+
+# ----------------------------------------------------------------------------- differential
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from tickserver.benchmarks.validation import make_batch, reference_trades  # noqa: E402
+
+rows = st.lists(
+    st.tuples(
+        st.integers(0, 2),  # symbol
+        st.integers(0, 30),  # ts (small range: ties, resends and late rows)
+        st.sampled_from([100.0, 100.5, 101.0, 130.0, 131.0, 300.0, -1.0, float("nan")]),
+        st.sampled_from([1.0, 2.0, 0.0, -1.0]),
+    ),
+    min_size=1,
+    max_size=60,
+)
+configs = st.builds(
+    ValidationConfig,
+    max_jump_pct=st.sampled_from([10.0, 25.0]),
+    jump_policy=st.sampled_from(["reject", "flag", "off"]),
+    jump_confirm=st.integers(1, 3),
+    jump_reference_max_age_s=st.sampled_from([1e-8, 900.0]),
+    out_of_order=st.sampled_from(["drop", "pass"]),
+    duplicates=st.sampled_from(["drop", "pass"]),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=rows, cfg=configs, cuts=st.lists(st.integers(1, 59), max_size=4))
+def test_vectorised_checks_equal_the_per_row_reference(
+    data: list[tuple[int, int, float, float]], cfg: ValidationConfig, cuts: list[int]
+) -> None:
+    # Arrange: the same rows, split into batches at random points
+    sym, ts, px, sz = (np.array(c) for c in zip(*data, strict=True))
+    n = len(sym)
+    v = Validator("t", cfg)
+    state: dict[int, Any] = {}
+    bounds = [0, *sorted({c for c in cuts if c < n}), n]
+    kept, flagged, ref_kept, ref_flagged = [], [], [], []
+    # Act
+    for a, b in zip(bounds, bounds[1:], strict=False):
+        out = v.trades(
+            trades_from_columns("t", sym[a:b], ts[a:b], px[a:b], sz[a:b], np.arange(a, b))
+        )
+        kept += out.seq.tolist()
+        flagged += out.seq[(out.flags & Flag.FLAGGED) > 0].tolist()
+        k, f = reference_trades(cfg, sym[a:b], ts[a:b], px[a:b], sz[a:b], state)
+        ref_kept += [a + i for i, x in enumerate(k) if x]
+        ref_flagged += [a + i for i, x in enumerate(f) if x and k[i]]
+    # Assert
+    assert kept == ref_kept
+    assert flagged == ref_flagged
+
+
+def test_benchmark_batches_agree_with_the_reference() -> None:
+    cfg = ValidationConfig()
+    b = make_batch(5_000, seed=3)
+    out = Validator("t", cfg).trades(
+        trades_from_columns("t", b["sym"], b["ts"], b["px"], b["sz"], np.arange(5_000))
+    )
+    keep, _ = reference_trades(cfg, b["sym"], b["ts"], b["px"], b["sz"])
+    assert out.seq.tolist() == np.flatnonzero(keep).tolist()
+    assert len(out) < 5_000  # the batch does contain bad rows
+
+
+@st.composite
+def streams(draw: st.DrawFn) -> tuple[list[int], list[int], list[float], list[float]]:
+    """Mostly clean streams (time strictly increasing, small moves) with rare faults, so
+    the no-grouping fast path, the calm stretches and the per-row pass all run."""
+    n = draw(st.integers(1, 400))
+    sym = draw(st.lists(st.integers(0, 3), min_size=n, max_size=n))
+    steps = draw(st.lists(st.integers(1, 5), min_size=n, max_size=n))
+    moves = draw(st.lists(st.sampled_from([0.0, 0.1, -0.1, 0.2]), min_size=n, max_size=n))
+    faults = draw(st.lists(st.integers(0, n - 1), max_size=6))
+    ts = np.cumsum(steps).tolist()
+    px = (100.0 + np.cumsum(moves)).tolist()
+    sz = [1.0] * n
+    for k, i in enumerate(faults):
+        if k % 3 == 0:
+            px[i] *= 3.0  # a bad print (or, repeated, a new level)
+        elif k % 3 == 1 and i > 0:
+            ts[i] = ts[i - 1] - 1  # late
+        elif i > 0:
+            sym[i], ts[i], px[i], sz[i] = sym[i - 1], ts[i - 1], px[i - 1], sz[i - 1]  # resend
+    return sym, ts, px, sz
+
+
+@settings(max_examples=100, deadline=None)
+@given(stream=streams(), cfg=configs, cuts=st.lists(st.integers(1, 399), max_size=5))
+def test_fast_paths_agree_with_the_per_row_reference_on_mostly_clean_streams(
+    stream: tuple[list[int], list[int], list[float], list[float]],
+    cfg: ValidationConfig,
+    cuts: list[int],
+) -> None:
+    sym, ts, px, sz = (np.array(c) for c in stream)
+    n = len(sym)
+    v = Validator("t", cfg)
+    state: dict[int, Any] = {}
+    bounds = [0, *sorted({c for c in cuts if c < n}), n]
+    kept: list[int] = []
+    ref_kept: list[int] = []
+    for a, b in zip(bounds, bounds[1:], strict=False):
+        out = v.trades(
+            trades_from_columns("t", sym[a:b], ts[a:b], px[a:b], sz[a:b], np.arange(a, b))
+        )
+        kept += out.seq.tolist()
+        k, _ = reference_trades(cfg, sym[a:b], ts[a:b], px[a:b], sz[a:b], state)
+        ref_kept += [a + i for i, x in enumerate(k) if x]
+    assert kept == ref_kept
+
+
+@settings(max_examples=100, deadline=None)
+@given(stream=streams(), cfg=configs)
+def test_one_row_batches_agree_with_the_per_row_reference(
+    stream: tuple[list[int], list[int], list[float], list[float]], cfg: ValidationConfig
+) -> None:
+    # Live sources publish one message at a time: the row-by-row path
+    sym, ts, px, sz = (np.array(c) for c in stream)
+    v = Validator("t", cfg)
+    kept = [
+        i
+        for i in range(len(sym))
+        if len(
+            v.trades(
+                trades_from_columns(
+                    "t", sym[i : i + 1], ts[i : i + 1], px[i : i + 1], sz[i : i + 1], [i]
+                )
+            )
+        )
+    ]
+    keep, _ = reference_trades(cfg, sym, ts, px, sz)
+    assert kept == np.flatnonzero(keep).tolist()

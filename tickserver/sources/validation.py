@@ -2,7 +2,11 @@
 
 Every :class:`~tickserver.sources.base.Source` runs its batches through a :class:`Validator`
 inside ``publish_trades`` / ``publish_quotes`` / ``publish_book``. The checks are vectorised
-over the batch (numpy); only a symbol with a suspicious price jump takes a short per-row pass.
+over the batch (numpy): a clean batch (time increasing, prices near their reference) takes
+a few array passes without grouping by symbol; otherwise rows are grouped by symbol and only
+the rows around a suspicious jump take a per-row pass; one- and two-row batches (a live
+message) take a plain loop. ``tickserver bench validation`` compares this with the obvious
+per-row loop, which the unit tests use as the oracle.
 
 ======================  =====================================  ================================
 check                   what                                   policy (counter ``action``)
@@ -13,7 +17,7 @@ check                   what                                   policy (counter `
 ``out_of_order``        older than the newest event already    drop (default) or ``pass`` (the
                         seen for that symbol from this source  core then counts it as late)
 ``duplicate``           same symbol, timestamp, price and      drop (default) or ``pass``
-                        size as the previous accepted event
+                        size as the symbol's previous event
 ``jump``                price more than ``max_jump_pct`` away  reject (default), ``flag``
                         from the last accepted price, within   (kept with ``Flag.FLAGGED``) or
                         ``jump_reference_max_age_s``           ``off``
@@ -50,6 +54,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 I64_MIN = np.iinfo(np.int64).min
+SMALL_BATCH = 2  # up to this many rows (a live message), a Python loop beats array passes
 Bool = NDArray[np.bool_]
 CountHook = Callable[[str, str, str, int], None]
 
@@ -232,8 +237,17 @@ class Validator:
             return keep_out, flag_out
         cfg = self.cfg
         track.ensure(int(sym_all[rows].max()) + 1, [c.dtype for c in dup_cols])
-        # Group rows by symbol, keeping arrival order inside each group.
-        order = rows[np.argsort(sym_all[rows], kind="stable")]
+        if n <= SMALL_BATCH:
+            return self._rows(kind, track, ok, sym_all, ts_all, px_all, dup_cols)
+        if len(rows) == n and self._clean(track, sym_all, ts_all, px_all, dup_cols):
+            keep_out[:] = True
+            return keep_out, flag_out
+        # Group rows by symbol, keeping arrival order inside each group (a radix sort on
+        # 16-bit ids when they fit).
+        keys = sym_all[rows]
+        if len(track.max_ts) <= 65536:
+            keys = keys.astype(np.uint16)
+        order = rows[np.argsort(keys, kind="stable")]
         sym = sym_all[order].astype(np.int64)
         ts = ts_all[order]
         px = px_all[order]
@@ -252,10 +266,9 @@ class Validator:
                 ooo = ts < prior
             else:
                 ooo = np.zeros(m, dtype=bool)
-                for g in np.flatnonzero(new_group):
-                    end = g + 1
-                    while end < m and not new_group[end]:
-                        end += 1
+                starts = np.flatnonzero(new_group)
+                ends = np.append(starts[1:], m)
+                for g, end in zip(starts.tolist(), ends.tolist(), strict=True):
                     seg = ts[g:end]
                     run = np.maximum.accumulate(np.concatenate([[prior[g]], seg]))[:-1]
                     ooo[g:end] = seg < run
@@ -263,16 +276,21 @@ class Validator:
             self._count(kind, "out_of_order", "drop", int(ooo.sum()))
         np.maximum.at(track.max_ts, sym[alive], ts[alive])
 
-        # -- duplicates: equal to the previous surviving event of the same symbol
+        # -- duplicates: equal to the previous event of the symbol that passed the order and
+        #    duplicate checks (whether or not the jump check then rejected it)
+        cols = [c[order] for c in dup_cols]
         if cfg.duplicates == "drop" and alive.any():
             prev = _prev_alive(alive, gstart)
-            cols = [c[order] for c in dup_cols]
             dup = alive.copy()
             for c, last in zip(cols, track.last, strict=True):
                 before = np.where(prev >= 0, c[np.maximum(prev, 0)], last[sym])
                 dup &= c == before
             alive &= ~dup
             self._count(kind, "duplicate", "drop", int(dup.sum()))
+        if alive.any():
+            last_rows = _last_per_group(alive, sym)
+            for c, last in zip(cols, track.last, strict=True):
+                last[sym[last_rows]] = c[last_rows]
 
         # -- sanity band on price jumps
         flagged = np.zeros(m, dtype=bool)
@@ -289,7 +307,7 @@ class Validator:
             # Symbols without a suspect: every row is within the band of its predecessor.
             for s in suspect_groups.tolist():
                 idx = np.flatnonzero((sym == s) & alive)
-                self._jump_pass(kind, track, s, idx, ts, px, alive, flagged)
+                self._jump_pass(kind, track, s, idx, ts, px, out, alive, flagged)
             calm = alive & ~np.isin(sym, suspect_groups)
             if calm.any():
                 last_rows = _last_per_group(calm, sym)
@@ -301,13 +319,124 @@ class Validator:
             track.ref_px[sym[last_rows]] = px[last_rows]
             track.ref_ts[sym[last_rows]] = ts[last_rows]
 
-        if alive.any():
-            last_rows = _last_per_group(alive, sym)
-            for c, last in zip(dup_cols, track.last, strict=True):
-                last[sym[last_rows]] = c[order][last_rows]
         keep_out[order[alive]] = True
         flag_out[order[flagged & alive]] = True
         return keep_out, flag_out
+
+    def _rows(
+        self,
+        kind: str,
+        track: _Track,
+        ok: Bool,
+        sym_a: NDArray[np.uint32],
+        ts_a: NDArray[np.int64],
+        px_a: NDArray[np.float64],
+        dup_cols: list[NDArray[Any]],
+    ) -> tuple[Bool, Bool]:
+        """The same checks row by row, for small batches (one live message, a few ticks),
+        where a Python loop costs less than the fixed cost of a dozen array operations."""
+        cfg = self.cfg
+        band, max_age, confirm = self.band, self.max_age_ns, cfg.jump_confirm
+        drop_late = cfg.out_of_order == "drop"
+        drop_dup = cfg.duplicates == "drop"
+        jumps = cfg.jump_policy
+        n = len(ok)
+        keep = [False] * n
+        flag = [False] * n
+        late = dups = rejected = flagged = 0
+        cols = [c.tolist() for c in dup_cols]
+        oks, syms, tss, pxs = ok.tolist(), sym_a.tolist(), ts_a.tolist(), px_a.tolist()
+        last_cols = track.last
+        for i in range(n):
+            if not oks[i]:
+                continue
+            s, t, p = syms[i], tss[i], pxs[i]
+            if drop_late and t < track.max_ts[s]:
+                late += 1
+                continue
+            if t > track.max_ts[s]:
+                track.max_ts[s] = t
+            row = [c[i] for c in cols]
+            if drop_dup and all(v == lc[s] for v, lc in zip(row, last_cols, strict=True)):
+                dups += 1
+                continue
+            for v, lc in zip(row, last_cols, strict=True):
+                lc[s] = v
+            if jumps == "off":
+                track.ref_px[s], track.ref_ts[s] = p, t
+                keep[i] = True
+                continue
+            ref = float(track.ref_px[s])
+            if ref != ref or t - int(track.ref_ts[s]) > max_age or abs(p / ref - 1.0) <= band:
+                track.ref_px[s], track.ref_ts[s], track.pend_n[s] = p, t, 0
+                keep[i] = True
+                continue
+            pend = int(track.pend_n[s])
+            if pend > 0 and abs(p / float(track.pend_px[s]) - 1.0) <= band:
+                pend += 1
+            else:
+                track.pend_px[s] = p
+                pend = 1
+            if pend >= confirm:
+                track.ref_px[s], track.ref_ts[s], track.pend_n[s] = p, t, 0
+                keep[i] = True
+                continue
+            track.pend_n[s] = pend
+            if jumps == "reject":
+                rejected += 1
+            else:
+                keep[i] = flag[i] = True
+                flagged += 1
+        self._count(kind, "out_of_order", "drop", late)
+        self._count(kind, "duplicate", "drop", dups)
+        self._count(kind, "jump", "reject", rejected)
+        self._count(kind, "jump", "flag", flagged)
+        return np.array(keep, dtype=bool), np.array(flag, dtype=bool)
+
+    def _clean(
+        self,
+        track: _Track,
+        sym: NDArray[np.uint32],
+        ts: NDArray[np.int64],
+        px: NDArray[np.float64],
+        dup_cols: list[NDArray[Any]],
+    ) -> bool:
+        """The common case in a few array passes, without grouping by symbol.
+
+        True (and the state updated) when every row is provably fine: timestamps strictly
+        increasing and newer than anything seen for the symbol (so neither late nor a resend),
+        and every price within ``band / (2 + band)`` of the symbol's reference (so any two
+        prices of a symbol are within the band of each other). Otherwise False, state untouched.
+        """
+        n = len(ts)
+        cfg = self.cfg
+        si = sym.astype(np.intp)
+        strict = cfg.duplicates == "drop"  # ties could be resends
+        if strict or cfg.out_of_order == "drop":
+            if n > 1:
+                step_ok = ts[1:] > ts[:-1] if strict else ts[1:] >= ts[:-1]
+                if not bool(step_ok.all()):
+                    return False
+            seen = track.max_ts[si]
+            if not bool((ts > seen).all() if strict else (ts >= seen).all()):
+                return False
+        if cfg.jump_policy != "off":
+            ref = track.ref_px[si]
+            half = self.band / (2.0 + self.band)
+            with np.errstate(invalid="ignore"):
+                if not bool((np.abs(px - ref) <= half * ref).all()):  # NaN ref: no
+                    return False
+        last = np.full(len(track.max_ts), -1, np.int64)
+        np.maximum.at(last, si, np.arange(n))
+        syms = np.flatnonzero(last >= 0)
+        rows = last[syms]
+        np.maximum.at(track.max_ts, si, ts)
+        track.ref_px[syms] = px[rows]
+        track.ref_ts[syms] = ts[rows]
+        track.pend_n[syms] = 0
+        for c, col in zip(dup_cols, track.last, strict=True):
+            col[syms] = c[rows]
+        return True
 
     def _jump_pass(
         self,
@@ -317,33 +446,56 @@ class Validator:
         idx: NDArray[np.intp],
         ts: NDArray[np.int64],
         px: NDArray[np.float64],
+        out: Bool,
         alive: Bool,
         flagged: Bool,
     ) -> None:
-        """Exact per-row pass for one symbol with a suspect price (rare)."""
+        """Exact per-row pass for one symbol with a suspect price.
+
+        Rows run one by one from the first suspect. Once a row is accepted as the reference
+        with nothing pending, the rows up to the next vector suspect are within the band of
+        their (accepted) predecessors, so they are skipped as accepted: the Python loop only
+        visits rows around suspects.
+        """
         band, max_age = self.band, self.max_age_ns
         confirm = self.cfg.jump_confirm
+        reject = self.cfg.jump_policy == "reject"
         ref_px, ref_ts = float(track.ref_px[s]), int(track.ref_ts[s])
         pend_px, pend_n = float(track.pend_px[s]), int(track.pend_n[s])
         rejected = flagged_n = 0
-        for i in idx.tolist():
+        suspects = np.flatnonzero(out[idx])
+        pos, end = int(suspects[0]), len(idx)
+        if pos > 0:  # a calm prefix: accepted, the last of it is the reference
+            last = int(idx[pos - 1])
+            ref_px, ref_ts, pend_n = float(px[last]), int(ts[last]), 0
+        while pos < end:
+            i = int(idx[pos])
+            pos += 1
             p, t = float(px[i]), int(ts[i])
             if np.isnan(ref_px) or t - ref_ts > max_age or abs(p / ref_px - 1.0) <= band:
                 ref_px, ref_ts, pend_n = p, t, 0
-                continue
-            if pend_n > 0 and abs(p / pend_px - 1.0) <= band:
-                pend_n += 1
             else:
-                pend_px, pend_n = p, 1
-            if pend_n >= confirm:
-                ref_px, ref_ts, pend_n = p, t, 0  # a confirmed new level
-                continue
-            if self.cfg.jump_policy == "reject":
-                alive[i] = False
-                rejected += 1
-            else:
-                flagged[i] = True
-                flagged_n += 1
+                if pend_n > 0 and abs(p / pend_px - 1.0) <= band:
+                    pend_n += 1
+                else:
+                    pend_px, pend_n = p, 1
+                if pend_n >= confirm:
+                    ref_px, ref_ts, pend_n = p, t, 0  # a confirmed new level
+                else:
+                    if reject:
+                        alive[i] = False
+                        rejected += 1
+                    else:
+                        flagged[i] = True
+                        flagged_n += 1
+                    continue
+            # In step again: skip to the row before the next vector suspect.
+            k = int(np.searchsorted(suspects, pos))
+            nxt = int(suspects[k]) if k < len(suspects) else end
+            if nxt > pos:
+                last = int(idx[nxt - 1])
+                ref_px, ref_ts = float(px[last]), int(ts[last])
+                pos = nxt
         track.ref_px[s], track.ref_ts[s] = ref_px, ref_ts
         track.pend_px[s], track.pend_n[s] = pend_px, pend_n
         self._count(kind, "jump", "reject", rejected)
