@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from tickserver.benchmarks.validation import make_batch, reference_trades
 from tickserver.config import ValidationConfig
 from tickserver.events import BookDeltaBatch, Flag, quotes_from_columns, trades_from_columns
 from tickserver.metrics import Metrics
@@ -203,10 +207,6 @@ def test_clean_batches_pass_unchanged(n: int) -> None:
 
 # ----------------------------------------------------------------------------- differential
 
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from tickserver.benchmarks.validation import make_batch, reference_trades  # noqa: E402
 
 rows = st.lists(
     st.tuples(
@@ -242,7 +242,7 @@ def test_vectorised_checks_equal_the_per_row_reference(
     bounds = [0, *sorted({c for c in cuts if c < n}), n]
     kept, flagged, ref_kept, ref_flagged = [], [], [], []
     # Act
-    for a, b in zip(bounds, bounds[1:], strict=False):
+    for a, b in itertools.pairwise(bounds):
         out = v.trades(
             trades_from_columns("t", sym[a:b], ts[a:b], px[a:b], sz[a:b], np.arange(a, b))
         )
@@ -303,7 +303,7 @@ def test_fast_paths_agree_with_the_per_row_reference_on_mostly_clean_streams(
     bounds = [0, *sorted({c for c in cuts if c < n}), n]
     kept: list[int] = []
     ref_kept: list[int] = []
-    for a, b in zip(bounds, bounds[1:], strict=False):
+    for a, b in itertools.pairwise(bounds):
         out = v.trades(
             trades_from_columns("t", sym[a:b], ts[a:b], px[a:b], sz[a:b], np.arange(a, b))
         )
