@@ -57,7 +57,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
@@ -358,7 +358,6 @@ class _StreamStats:
     connects: int = 0
     outside_hours: int = 0
     unknown_symbol: int = 0
-    extra: dict[str, int] = field(default_factory=dict)
 
 
 # ----------------------------------------------------------------------------- source
@@ -401,7 +400,6 @@ class YFinanceSource(Source):
         self._pending: set[str] = set()
         self._gap_wakeup = asyncio.Event()
         self._stream_down_since: float | None = time.monotonic()
-        self._ws: Any = None
         self.backfills_done = 0
         self.backfills_abandoned = 0
         self.polls = 0
@@ -477,7 +475,6 @@ class YFinanceSource(Source):
                 if self.connected:
                     self.set_connected(False)
                     self._stream_down_since = time.monotonic()
-                self._ws = None
             self.record_reconnect(reason)
             if reason == "closed_for_session":
                 self.reconnect_backoff.reset()
@@ -508,7 +505,6 @@ class YFinanceSource(Source):
             ping_timeout=20.0,
             max_size=2**20,
         ) as ws:
-            self._ws = ws
             self.stats.connects += 1
             self.set_connected(True)
             self._stream_down_since = None
