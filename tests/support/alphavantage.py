@@ -72,7 +72,10 @@ class AVReplies:
         if step in SCENARIOS:
             status, name = SCENARIOS[step]
             ctype = "text/html" if name.endswith(".html") else "application/json"
-            return status, (DATA / name).read_bytes(), ctype
+            body = (DATA / name).read_bytes()
+            # The daily-limit notice quotes the caller's key back ("detected your API key as …").
+            body = body.replace(b"DEMO1234", q.get("apikey", "DEMO1234").encode())
+            return status, body, ctype
         fn = q.get("function")
         if fn == "GLOBAL_QUOTE":
             body = json.loads((DATA / "global_quote_IBM.json").read_text())

@@ -354,11 +354,12 @@ async def test_api_key_never_reaches_logs_status_or_metrics(
 ) -> None:
     # Arrange: every kind of failure, logged at DEBUG everywhere (httpx included)
     caplog.set_level(logging.DEBUG)
-    h.replies.script.extend(["ok", "500", "malformed", "timeout", "error", "ok"])
+    h.replies.script.extend(["ok", "500", "malformed", "timeout", "error", "ok", "ok", "ok"])
+    h.replies.script.extend(["ok"] * 4 + ["information"])  # quotes the key back
     src = h.source(symbols=["IBM", "MSFT"])
     # Act
     async with src:
-        await until(lambda: len(h.replies.requests) >= 9)
+        await until(lambda: src.errors["quota_day"] == 1)
         status = json.dumps(src.health().details, default=str)
     text = "\n".join(
         r.getMessage() + (str(r.exc_info) if r.exc_info else "") for r in caplog.records
