@@ -178,8 +178,8 @@ def test_live_sources_serve_quotes_and_hole_free_1m_bars_across_an_outage(
     outage_minute = (start_min + 1) * MIN_MS
     until_sync(
         lambda: (
-            max(r["tsMs"] for r in bars(server, "AAPL")) > outage_minute
-            and max(r["tsMs"] for r in bars(server, "IBM")) > outage_minute
+            max(r["tsMs"] for r in bars(server, "AAPL")) >= outage_minute
+            and max(r["tsMs"] for r in bars(server, "IBM")) >= outage_minute
         ),
         timeout=90,
         what="bars after the outage",
@@ -196,3 +196,26 @@ def test_live_sources_serve_quotes_and_hole_free_1m_bars_across_an_outage(
     assert status["alphavantage"]["details"]["errors"]["http_5xx"] >= 1
     assert "e2e-secret-key" not in server.logs()
     assert "netguard: blocked" not in server.logs()
+
+
+def test_entry_point_plugin_runs_under_tickserver_run(
+    tickserver: Callable[..., TickServer], tmp_path: Path
+) -> None:
+    # Arrange: the example package, discoverable through its entry point only
+    from tests.support.plugins import EXAMPLE_SRC, write_example_dist_info
+
+    site = write_example_dist_info(tmp_path / "site")
+    path = os.pathsep.join([str(SITE), str(site), str(EXAMPLE_SRC)])
+    # Act
+    srv = tickserver(
+        "run",
+        "--source",
+        "example",
+        "--symbols",
+        "DEMO",
+        config="[store]\nenabled = false\n[sources.example]\ninterval_s = 0.05\n",
+        env={"PYTHONPATH": path},
+    )
+    # Assert
+    until_sync(lambda: srv.graphql(QUOTE, {"s": "DEMO"})["data"]["quote"]["last"], what="a trade")
+    assert sources(srv)["example"]["state"] == "ok"
