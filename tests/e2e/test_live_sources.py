@@ -208,11 +208,7 @@ def test_entry_point_plugin_runs_under_tickserver_run(
     path = os.pathsep.join([str(SITE), str(site), str(EXAMPLE_SRC)])
     # Act
     srv = tickserver(
-        "run",
-        "--source",
-        "example",
-        "--symbols",
-        "DEMO",
+        ["run", "--source", "example", "--symbols", "DEMO"],
         config="[store]\nenabled = false\n[sources.example]\ninterval_s = 0.05\n",
         env={"PYTHONPATH": path},
     )
