@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tickserver.benchmarks.validation import make_batch, reference_trades
@@ -289,7 +289,11 @@ def streams(draw: st.DrawFn) -> tuple[list[int], list[int], list[float], list[fl
     return sym, ts, px, sz
 
 
-@settings(max_examples=100, deadline=None)
+# Big examples generate slowly on a busy machine: that is not a failure of the code.
+SLOW_DATA = [HealthCheck.too_slow, HealthCheck.data_too_large]
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=SLOW_DATA)
 @given(stream=streams(), cfg=configs, cuts=st.lists(st.integers(1, 399), max_size=5))
 def test_fast_paths_agree_with_the_per_row_reference_on_mostly_clean_streams(
     stream: tuple[list[int], list[int], list[float], list[float]],
@@ -313,7 +317,7 @@ def test_fast_paths_agree_with_the_per_row_reference_on_mostly_clean_streams(
     assert kept == ref_kept
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100, deadline=None, suppress_health_check=SLOW_DATA)
 @given(stream=streams(), cfg=configs)
 def test_one_row_batches_agree_with_the_per_row_reference(
     stream: tuple[list[int], list[int], list[float], list[float]], cfg: ValidationConfig
