@@ -1,11 +1,12 @@
 """``tickserver bench validation``: the source-boundary checks, vectorised vs row by row.
 
 ``tickserver`` is :class:`tickserver.sources.validation.Validator` (numpy over the batch, a
-per-row pass only for a symbol with a suspicious jump); ``per-row`` is
+per-row pass only around a suspicious jump); ``per-row`` is
 :func:`reference_trades`, the same policies written as the obvious Python loop — the way a
-feed handler usually validates, and the oracle the unit tests compare against. Batches of
-trades over 8 symbols with a few bad prints, duplicates and out-of-order rows; figures are
-ns per event, and both must keep exactly the same rows.
+feed handler usually validates, and the oracle the unit tests compare against. 200k trades
+over 8 symbols, streamed in batches of 8, 1000 and 50000 through one validator: ``faults``
+has 0.1 % bad prints, resends and late rows, ``clean`` has none. Figures are ns per event;
+both implementations must keep exactly the same rows.
 """
 
 from __future__ import annotations
@@ -124,9 +125,8 @@ def run(args: argparse.Namespace) -> Report:
     report = Report(NAME, "ns/event", baseline="tickserver")
     total = 20_000 if args.quick else 200_000
     b = make_batch(total)
-    clean = make_batch(total, seed=2)
-    for k in ("px", "ts"):  # the same walk without faults
-        clean[k] = np.sort(clean[k]) if k == "ts" else clean[k]
+    clean = make_batch(total, seed=2)  # the same symbols and sizes, without faults
+    clean["ts"] = 1_795_530_600_000_000_000 + np.arange(total, dtype=np.int64) * 1_000
     clean["px"] = np.round(100.0 * (1 + 0.1 * clean["sym"]) + np.cumsum(np.full(total, 1e-4)), 4)
     checks = {}
     for label, data in (("faults", b), ("clean", clean)):
