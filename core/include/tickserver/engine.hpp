@@ -1,0 +1,253 @@
+// The engine: per-symbol trade rings, L2 books, bars per interval, indicator banks and signal
+// rules, fed by columnar batches and producing columnar bars, signals and indicator values.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "tickserver/bank.hpp"
+#include "tickserver/bars.hpp"
+#include "tickserver/order_book.hpp"
+#include "tickserver/platform.hpp"
+#include "tickserver/ring_buffer.hpp"
+#include "tickserver/signals.hpp"
+#include "tickserver/symbols.hpp"
+
+namespace tickserver {
+
+/// Why a trade row was rejected (0 = accepted).
+enum class TradeReject : std::uint8_t {
+  Ok = 0,
+  UnknownSymbol = 1,  ///< symbol id not registered
+  BadPrice = 2,       ///< price not finite or not positive
+  BadSize = 3,        ///< size not finite or negative
+};
+
+[[nodiscard]] constexpr const char* to_string(TradeReject r) noexcept {
+  switch (r) {
+    case TradeReject::Ok: return "ok";
+    case TradeReject::UnknownSymbol: return "unknown symbol id";
+    case TradeReject::BadPrice: return "price must be finite and positive";
+    case TradeReject::BadSize: return "size must be finite and non-negative";
+  }
+  return "unknown";
+}
+
+/// Book-update rejection code for a row whose symbol id is not registered (the other codes are
+/// BookStatus values).
+inline constexpr std::uint8_t kBookUnknownSymbol = 255;
+
+/// One configured rule. `a` and `b` name outputs of indicators of the same interval, or "close"
+/// (the trade price for interval 0, the bar close otherwise); for breakout `a` names a bbands
+/// indicator.
+struct RuleSpec {
+  std::string name;
+  RuleKind kind = RuleKind::Crossover;
+  std::int64_t interval = 0;
+  std::string a;
+  std::string b;
+  double above = kNaN;
+  double below = kNaN;
+};
+
+[[nodiscard]] RuleKind rule_kind_from_string(std::string_view s);
+
+struct EngineConfig {
+  std::size_t ring_capacity = 100'000;
+  std::size_t bar_capacity = 1'000;
+  std::vector<std::int64_t> intervals;  ///< bar intervals in ns (> 0, distinct)
+  std::vector<IndicatorSpec> indicators;
+  std::vector<RuleSpec> rules;
+  double tick_size = 1e-4;
+};
+
+/// Closed bars, as columns.
+struct BarColumns {
+  std::vector<std::int64_t> interval;
+  std::vector<std::uint32_t> symbol_id;
+  std::vector<std::int64_t> ts_event;  ///< bar open
+  std::vector<double> open, high, low, close, volume, vwap;
+  std::vector<std::uint64_t> trades;
+  [[nodiscard]] std::size_t size() const noexcept { return ts_event.size(); }
+  void clear() noexcept;
+};
+
+/// Signal firings, as columns.
+struct SignalColumns {
+  std::vector<std::uint16_t> rule_id;
+  std::vector<std::uint32_t> symbol_id;
+  std::vector<std::int64_t> ts_event;  ///< the trade's ts (interval 0) or the bar's open
+  std::vector<std::int8_t> direction;
+  std::vector<double> value;
+  [[nodiscard]] std::size_t size() const noexcept { return ts_event.size(); }
+  void clear() noexcept;
+};
+
+/// Indicator values at bar close (warm-up NaNs omitted), as columns.
+struct IndicatorColumns {
+  std::vector<std::int64_t> interval;
+  std::vector<std::uint32_t> symbol_id;
+  std::vector<std::int64_t> ts_event;  ///< bar open
+  std::vector<std::uint16_t> output_id;  ///< index into Engine::indicator_names(interval)
+  std::vector<double> value;
+  [[nodiscard]] std::size_t size() const noexcept { return ts_event.size(); }
+  void clear() noexcept;
+};
+
+/// What one ingest call produced.
+struct IngestResult {
+  std::vector<std::int64_t> rejected;      ///< row indices
+  std::vector<std::uint8_t> reject_reason;  ///< TradeReject codes
+  std::uint64_t late = 0;                   ///< trades late for at least one interval
+  BarColumns bars;
+  SignalColumns signals;
+  IndicatorColumns indicators;
+
+  [[nodiscard]] bool empty() const noexcept {
+    return rejected.empty() && late == 0 && bars.size() == 0 && signals.size() == 0 &&
+           indicators.size() == 0;
+  }
+  void clear() noexcept;
+};
+
+/// What one book call produced.
+struct BookResult {
+  std::vector<std::int64_t> rejected;  ///< row indices
+  std::vector<std::uint8_t> reasons;   ///< BookStatus codes, or kBookUnknownSymbol
+  std::vector<std::uint32_t> changed;  ///< symbols whose top of book changed, each once
+};
+
+/// Running totals since construction.
+struct EngineCounters {
+  std::uint64_t trades = 0;
+  std::uint64_t trades_rejected = 0;
+  std::uint64_t late = 0;
+  std::uint64_t bars = 0;
+  std::uint64_t signals = 0;
+  std::uint64_t indicator_values = 0;
+  std::uint64_t book_updates = 0;
+  std::uint64_t book_rejected = 0;
+  std::uint64_t quotes = 0;
+  std::uint64_t book_snapshots = 0;
+};
+
+/// Drives every per-symbol structure from columnar batches.
+///
+/// Not thread-safe: one caller at a time. Symbol ids come from the registry given at
+/// construction, which must outlive the engine; after interning new symbols call
+/// sync_symbols(), until then their ids are rejected as unknown.
+class Engine {
+ public:
+  Engine(const SymbolRegistry& registry, EngineConfig config);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  /// Create state for symbols interned since the last call.
+  void sync_symbols();
+  [[nodiscard]] std::size_t symbol_count() const noexcept { return syms_.size(); }
+
+  /// Ingest trades (equal-length columns; std::invalid_argument otherwise). Valid rows go to the
+  /// ring, every interval's bars, the tick indicators and rules; invalid rows are reported in
+  /// out.rejected / out.reject_reason. Results are appended to `out`.
+  void on_trades(std::span<const SymbolId> symbol_id, std::span<const std::int64_t> ts_event,
+                 std::span<const double> price, std::span<const double> size,
+                 std::span<const std::uint64_t> seq, std::span<const std::uint8_t> flags,
+                 IngestResult& out);
+  /// Ingest one trade; returns why it was rejected (and then changes nothing but a counter).
+  [[nodiscard]] TradeReject on_trade(SymbolId symbol_id, std::int64_t ts_event, double price,
+                                     double size, std::uint64_t seq, std::uint8_t flags,
+                                     IngestResult& out);
+  /// Close every forming bar whose end is at or before `now`; later trades older than the
+  /// interval containing `now` are late.
+  void advance(std::int64_t now, IngestResult& out);
+
+  void on_book_deltas(std::span<const SymbolId> symbol_id, std::span<const std::uint8_t> side,
+                      std::span<const double> price, std::span<const double> size,
+                      std::span<const std::uint64_t> seq, bool checked, BookResult& out);
+  /// Top-of-book quotes: each row replaces the symbol's book with one level per side.
+  void on_quotes(std::span<const SymbolId> symbol_id, std::span<const double> bid_px,
+                 std::span<const double> bid_sz, std::span<const double> ask_px,
+                 std::span<const double> ask_sz, std::span<const std::uint64_t> seq,
+                 BookResult& out);
+  /// Replace one book. Throws std::out_of_range for an unknown symbol.
+  [[nodiscard]] BookStatus book_snapshot(SymbolId symbol_id, std::span<const double> bid_px,
+                                         std::span<const double> bid_sz,
+                                         std::span<const double> ask_px,
+                                         std::span<const double> ask_sz, std::uint64_t seq);
+  /// Replace a symbol's book by an empty one with this tick size.
+  void set_tick_size(SymbolId symbol_id, double tick_size);
+
+  /// Daily bars and session VWAP follow these session starts (strictly increasing).
+  void set_day_boundaries(std::vector<std::int64_t> starts);
+
+  // Snapshots. Unknown symbols throw std::out_of_range, unknown intervals std::invalid_argument.
+  [[nodiscard]] const TradeRing& ring(SymbolId symbol_id) const;
+  [[nodiscard]] const OrderBook& book(SymbolId symbol_id) const;
+  [[nodiscard]] const BarSeries& bars(SymbolId symbol_id, std::int64_t interval) const;
+  [[nodiscard]] const std::vector<std::string>& indicator_names(std::int64_t interval) const;
+  /// Indicator outputs; for a bar interval with forming = true and a forming bar, the forming
+  /// bar's provisional values.
+  [[nodiscard]] std::vector<double> indicator_values(SymbolId symbol_id, std::int64_t interval,
+                                                     bool forming) const;
+  [[nodiscard]] const std::vector<std::int64_t>& intervals() const noexcept { return intervals_; }
+  [[nodiscard]] std::vector<std::string> rule_names() const;
+  [[nodiscard]] const EngineCounters& counters() const noexcept { return counters_; }
+  [[nodiscard]] std::size_t memory_bytes() const noexcept;
+  [[nodiscard]] const EngineConfig& config() const noexcept { return config_; }
+
+ private:
+  struct CompiledRule {
+    RuleKind kind;
+    std::uint16_t id;
+    std::int32_t a;  ///< output slot, -1 = close
+    std::int32_t b;
+    double above;
+    double below;
+  };
+
+  struct SymbolState {
+    SymbolState(const Engine& e);
+    TradeRing ring;
+    OrderBook book;
+    std::vector<BarSeries> series;      // one per bar interval
+    std::vector<Bank> banks;            // [0] = tick, [k + 1] = intervals_[k]
+    std::vector<rules::State> rule_state;  // one per rule
+    std::uint64_t book_stamp = 0;       // book call that last saved top_before
+    double top_before[4] = {0, 0, 0, 0};
+  };
+
+  [[nodiscard]] TradeReject check(SymbolId symbol_id, double price, double size) const noexcept;
+  void process_trade(SymbolId symbol_id, std::int64_t ts_event, double price, double size,
+                     std::uint64_t seq, std::uint8_t flags, IngestResult& out);
+  void on_bar_close(SymbolState& st, SymbolId symbol_id, std::size_t k, const Bar& bar,
+                    IngestResult& out);
+  void eval_rules(SymbolState& st, SymbolId symbol_id, std::size_t bank, double close,
+                  std::int64_t ts, IngestResult& out);
+  [[nodiscard]] std::size_t bank_index(std::int64_t interval) const;
+  [[nodiscard]] SymbolState& state(SymbolId symbol_id) const;
+  void touch_book(SymbolState& st, SymbolId symbol_id, BookResult& out) noexcept;
+  void finish_book_call(BookResult& out);
+
+  const SymbolRegistry* registry_;
+  EngineConfig config_;
+  std::vector<std::int64_t> intervals_;
+  std::shared_ptr<SessionCalendar> calendar_;
+  std::vector<BarClock> clocks_;
+  std::vector<std::int64_t> clock_floor_;   // per bar interval, from advance()
+  std::vector<std::unique_ptr<BankPlan>> plans_;  // [0] = tick
+  std::vector<std::vector<CompiledRule>> rules_;  // per bank
+  std::vector<std::string> rule_names_;
+  std::vector<std::unique_ptr<SymbolState>> syms_;
+  std::vector<SymbolId> book_touched_;
+  std::uint64_t book_call_ = 0;
+  EngineCounters counters_;
+};
+
+}  // namespace tickserver

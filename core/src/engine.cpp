@@ -1,0 +1,545 @@
+// Engine: validation and routing of trades and book updates into the per-symbol structures.
+#include "tickserver/engine.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+#include <string>
+
+namespace tickserver {
+
+namespace {
+
+[[nodiscard]] bool same(double a, double b) noexcept {
+  return a == b || (std::isnan(a) && std::isnan(b));
+}
+
+[[noreturn]] void length_mismatch(const char* name, std::size_t got, std::size_t want) {
+  throw std::invalid_argument(std::string("length mismatch: '") + name + "' has " +
+                              std::to_string(got) + " rows, expected " + std::to_string(want));
+}
+
+}  // namespace
+
+RuleKind rule_kind_from_string(std::string_view s) {
+  for (const RuleKind k : {RuleKind::Crossover, RuleKind::Threshold, RuleKind::Breakout}) {
+    if (s == to_string(k)) return k;
+  }
+  throw std::invalid_argument("unknown rule kind '" + std::string(s) +
+                              "' (expected crossover, threshold or breakout)");
+}
+
+void BarColumns::clear() noexcept {
+  interval.clear();
+  symbol_id.clear();
+  ts_event.clear();
+  open.clear();
+  high.clear();
+  low.clear();
+  close.clear();
+  volume.clear();
+  vwap.clear();
+  trades.clear();
+}
+
+void SignalColumns::clear() noexcept {
+  rule_id.clear();
+  symbol_id.clear();
+  ts_event.clear();
+  direction.clear();
+  value.clear();
+}
+
+void IndicatorColumns::clear() noexcept {
+  interval.clear();
+  symbol_id.clear();
+  ts_event.clear();
+  output_id.clear();
+  value.clear();
+}
+
+void IngestResult::clear() noexcept {
+  rejected.clear();
+  reject_reason.clear();
+  late = 0;
+  bars.clear();
+  signals.clear();
+  indicators.clear();
+}
+
+Engine::SymbolState::SymbolState(const Engine& e)
+    : ring(e.config_.ring_capacity), book(e.config_.tick_size), rule_state(e.rule_names_.size(), 0) {
+  series.reserve(e.intervals_.size());
+  for (std::size_t k = 0; k < e.intervals_.size(); ++k) series.emplace_back(e.config_.bar_capacity);
+  banks.reserve(e.plans_.size());
+  for (const auto& plan : e.plans_) banks.emplace_back(*plan, e.calendar_);
+}
+
+Engine::Engine(const SymbolRegistry& registry, EngineConfig config)
+    : registry_(&registry), config_(std::move(config)), calendar_(std::make_shared<SessionCalendar>()) {
+  if (config_.ring_capacity == 0) throw std::invalid_argument("ring_capacity must be positive");
+  if (config_.bar_capacity == 0) throw std::invalid_argument("bar_capacity must be positive");
+  if (!(config_.tick_size > 0.0) || !std::isfinite(config_.tick_size)) {
+    throw std::invalid_argument("tick_size must be finite and positive");
+  }
+  for (const std::int64_t iv : config_.intervals) {
+    if (iv <= 0) {
+      throw std::invalid_argument("bar intervals must be positive (0 = tick is implicit), got " +
+                                  std::to_string(iv));
+    }
+    if (std::find(intervals_.begin(), intervals_.end(), iv) != intervals_.end()) {
+      throw std::invalid_argument("duplicate bar interval " + std::to_string(iv));
+    }
+    intervals_.push_back(iv);
+  }
+  for (const std::int64_t iv : intervals_) {
+    clocks_.emplace_back(iv, calendar_.get());
+    clock_floor_.push_back(kMinTime);
+  }
+
+  // One bank plan per interval (tick first), indicators in configuration order.
+  std::vector<std::string_view> names;
+  for (const IndicatorSpec& s : config_.indicators) {
+    if (std::find(names.begin(), names.end(), s.name) != names.end()) {
+      throw std::invalid_argument("duplicate indicator name '" + s.name + "'");
+    }
+    names.push_back(s.name);
+    if (s.interval != 0 &&
+        std::find(intervals_.begin(), intervals_.end(), s.interval) == intervals_.end()) {
+      throw std::invalid_argument("indicator '" + s.name + "' has interval " +
+                                  std::to_string(s.interval) +
+                                  ", which is neither 0 (tick) nor one of the bar intervals");
+    }
+  }
+  for (std::size_t b = 0; b <= intervals_.size(); ++b) {
+    const std::int64_t iv = b == 0 ? 0 : intervals_[b - 1];
+    std::vector<IndicatorSpec> specs;
+    for (const IndicatorSpec& s : config_.indicators) {
+      if (s.interval == iv) specs.push_back(s);
+    }
+    plans_.push_back(std::make_unique<BankPlan>(specs));
+  }
+
+  // Rules, resolved to output slots of their interval's bank.
+  rules_.resize(plans_.size());
+  if (config_.rules.size() > std::numeric_limits<std::uint16_t>::max()) {
+    throw std::invalid_argument("too many rules");
+  }
+  for (std::size_t i = 0; i < config_.rules.size(); ++i) {
+    const RuleSpec& r = config_.rules[i];
+    const std::string where = "rule '" + r.name + "': ";
+    if (r.name.empty()) throw std::invalid_argument("rule name must not be empty");
+    if (std::find(rule_names_.begin(), rule_names_.end(), r.name) != rule_names_.end()) {
+      throw std::invalid_argument("duplicate rule name '" + r.name + "'");
+    }
+    std::size_t b = 0;
+    if (r.interval != 0) {
+      const auto it = std::find(intervals_.begin(), intervals_.end(), r.interval);
+      if (it == intervals_.end()) {
+        throw std::invalid_argument(where + "interval " + std::to_string(r.interval) +
+                                    " is neither 0 (tick) nor one of the bar intervals");
+      }
+      b = static_cast<std::size_t>(it - intervals_.begin()) + 1;
+    }
+    const BankPlan& plan = *plans_[b];
+    auto slot = [&](const std::string& output) -> std::int32_t {
+      if (output == "close") return -1;
+      if (const auto o = plan.output_index(output)) return static_cast<std::int32_t>(*o);
+      std::string known = "close";
+      for (const auto& n : plan.output_names()) known += ", " + n;
+      throw std::invalid_argument(where + "no output '" + output + "' at interval " +
+                                  std::to_string(r.interval) + " (known: " + known + ")");
+    };
+    CompiledRule c{r.kind, static_cast<std::uint16_t>(i), -1, -1, r.above, r.below};
+    switch (r.kind) {
+      case RuleKind::Crossover:
+        if (r.a.empty() || r.b.empty()) {
+          throw std::invalid_argument(where + "crossover needs outputs a and b");
+        }
+        c.a = slot(r.a);
+        c.b = slot(r.b);
+        break;
+      case RuleKind::Threshold:
+        if (r.a.empty()) throw std::invalid_argument(where + "threshold needs output a");
+        c.a = slot(r.a);
+        if (std::isnan(r.above) && std::isnan(r.below)) {
+          throw std::invalid_argument(where + "threshold needs `above`, `below` or both");
+        }
+        if (std::isinf(r.above) || std::isinf(r.below)) {
+          throw std::invalid_argument(where + "threshold levels must be finite");
+        }
+        if (r.above < r.below) {
+          throw std::invalid_argument(where + "`above` must not be less than `below`");
+        }
+        break;
+      case RuleKind::Breakout: {
+        const auto bands = plan.bands_of(r.a);
+        if (!bands) {
+          throw std::invalid_argument(where + "breakout needs `a` to name a bbands indicator "
+                                              "of interval " + std::to_string(r.interval));
+        }
+        c.a = static_cast<std::int32_t>(bands->first);
+        c.b = static_cast<std::int32_t>(bands->second);
+        break;
+      }
+    }
+    rules_[b].push_back(c);
+    rule_names_.push_back(r.name);
+  }
+  sync_symbols();
+}
+
+Engine::~Engine() = default;
+
+void Engine::sync_symbols() {
+  while (syms_.size() < registry_->size()) syms_.push_back(std::make_unique<SymbolState>(*this));
+}
+
+TradeReject Engine::check(SymbolId symbol_id, double price, double size) const noexcept {
+  if (symbol_id >= syms_.size()) return TradeReject::UnknownSymbol;
+  if (!(price > 0.0) || !(price < std::numeric_limits<double>::infinity())) {
+    return TradeReject::BadPrice;
+  }
+  if (!(size >= 0.0) || !(size < std::numeric_limits<double>::infinity())) {
+    return TradeReject::BadSize;
+  }
+  return TradeReject::Ok;
+}
+
+// Inlined into the per-CPU clones of on_trades/on_trade, so the indicators' fma is one
+// instruction there.
+[[gnu::always_inline]] inline void Engine::eval_rules(SymbolState& st, SymbolId symbol_id,
+                                                      std::size_t bank, double close,
+                                                      std::int64_t ts, IngestResult& out) {
+  const std::vector<CompiledRule>& rs = rules_[bank];
+  if (rs.empty()) return;
+  const double* v = st.banks[bank].values().data();
+  for (const CompiledRule& r : rs) {
+    const double a = r.a < 0 ? close : v[r.a];
+    rules::State& s = st.rule_state[r.id];
+    int dir = 0;
+    double value = a;
+    switch (r.kind) {
+      case RuleKind::Crossover:
+        dir = rules::crossover(a, r.b < 0 ? close : v[r.b], s);
+        break;
+      case RuleKind::Threshold:
+        dir = rules::threshold(a, r.above, r.below, s);
+        break;
+      case RuleKind::Breakout:
+        dir = rules::breakout(close, v[r.a], v[r.b], s);
+        value = close;
+        break;
+    }
+    if (dir != 0) [[unlikely]] {
+      out.signals.rule_id.push_back(r.id);
+      out.signals.symbol_id.push_back(symbol_id);
+      out.signals.ts_event.push_back(ts);
+      out.signals.direction.push_back(static_cast<std::int8_t>(dir));
+      out.signals.value.push_back(value);
+      ++counters_.signals;
+    }
+  }
+}
+
+void Engine::on_bar_close(SymbolState& st, SymbolId symbol_id, std::size_t k, const Bar& bar,
+                          IngestResult& out) {
+  const std::int64_t iv = intervals_[k];
+  BarColumns& b = out.bars;
+  b.interval.push_back(iv);
+  b.symbol_id.push_back(symbol_id);
+  b.ts_event.push_back(bar.ts_open);
+  b.open.push_back(bar.open);
+  b.high.push_back(bar.high);
+  b.low.push_back(bar.low);
+  b.close.push_back(bar.close);
+  b.volume.push_back(bar.volume);
+  b.vwap.push_back(bar.vwap());
+  b.trades.push_back(bar.trades);
+  ++counters_.bars;
+
+  const std::size_t bank_idx = k + 1;
+  if (!plans_[bank_idx]->empty()) {
+    Bank& bank = st.banks[bank_idx];
+    bank.update_bar(bar);
+    const std::span<const double> v = bank.values();
+    IndicatorColumns& ic = out.indicators;
+    for (std::size_t o = 0; o < v.size(); ++o) {
+      if (std::isnan(v[o])) continue;
+      ic.interval.push_back(iv);
+      ic.symbol_id.push_back(symbol_id);
+      ic.ts_event.push_back(bar.ts_open);
+      ic.output_id.push_back(static_cast<std::uint16_t>(o));
+      ic.value.push_back(v[o]);
+      ++counters_.indicator_values;
+    }
+  }
+  eval_rules(st, symbol_id, bank_idx, bar.close, bar.ts_open, out);
+}
+
+[[gnu::always_inline]] inline void Engine::process_trade(SymbolId symbol_id,
+                                                         std::int64_t ts_event, double price,
+                                                         double size, std::uint64_t seq,
+                                                         std::uint8_t flags, IngestResult& out) {
+  SymbolState& st = *syms_[symbol_id];
+  if (!st.ring.allocated()) [[unlikely]] st.ring.reserve();
+  st.ring.push(ts_event, price, size, seq, flags);
+  ++counters_.trades;
+  if (!plans_[0]->empty()) {
+    st.banks[0].update_tick(price, size, ts_event);
+    eval_rules(st, symbol_id, 0, price, ts_event, out);
+  }
+  bool late = false;
+  for (std::size_t k = 0; k < clocks_.size(); ++k) {
+    BarSeries& series = st.series[k];
+    switch (series.add(ts_event, price, size, clocks_[k], clock_floor_[k])) {
+      case BarEvent::Updated:
+      case BarEvent::Opened:
+        break;
+      case BarEvent::Rolled:
+        on_bar_close(st, symbol_id, k, series.closed().back(), out);
+        break;
+      case BarEvent::Late:
+        late = true;
+        break;
+    }
+  }
+  if (late) [[unlikely]] {
+    ++out.late;
+    ++counters_.late;
+  }
+}
+
+TICKSERVER_HOT_CLONES void Engine::on_trades(std::span<const SymbolId> symbol_id,
+                                             std::span<const std::int64_t> ts_event,
+                                             std::span<const double> price,
+                                             std::span<const double> size,
+                                             std::span<const std::uint64_t> seq,
+                                             std::span<const std::uint8_t> flags,
+                                             IngestResult& out) {
+  const std::size_t n = symbol_id.size();
+  if (ts_event.size() != n) length_mismatch("ts_event", ts_event.size(), n);
+  if (price.size() != n) length_mismatch("price", price.size(), n);
+  if (size.size() != n) length_mismatch("size", size.size(), n);
+  if (seq.size() != n) length_mismatch("seq", seq.size(), n);
+  if (flags.size() != n) length_mismatch("flags", flags.size(), n);
+  for (std::size_t i = 0; i < n; ++i) {
+    const TradeReject r = check(symbol_id[i], price[i], size[i]);
+    if (r != TradeReject::Ok) [[unlikely]] {
+      out.rejected.push_back(static_cast<std::int64_t>(i));
+      out.reject_reason.push_back(static_cast<std::uint8_t>(r));
+      ++counters_.trades_rejected;
+      continue;
+    }
+    process_trade(symbol_id[i], ts_event[i], price[i], size[i], seq[i], flags[i], out);
+  }
+}
+
+TICKSERVER_HOT_CLONES TradeReject Engine::on_trade(SymbolId symbol_id, std::int64_t ts_event,
+                                                   double price, double size, std::uint64_t seq,
+                                                   std::uint8_t flags, IngestResult& out) {
+  const TradeReject r = check(symbol_id, price, size);
+  if (r != TradeReject::Ok) [[unlikely]] {
+    ++counters_.trades_rejected;
+    return r;
+  }
+  process_trade(symbol_id, ts_event, price, size, seq, flags, out);
+  return TradeReject::Ok;
+}
+
+void Engine::advance(std::int64_t now, IngestResult& out) {
+  for (std::size_t k = 0; k < clocks_.size(); ++k) {
+    clock_floor_[k] = std::max(clock_floor_[k], clocks_[k].bucket(now).start);
+  }
+  for (std::size_t sid = 0; sid < syms_.size(); ++sid) {
+    SymbolState& st = *syms_[sid];
+    for (std::size_t k = 0; k < st.series.size(); ++k) {
+      if (st.series[k].advance(now)) {
+        on_bar_close(st, static_cast<SymbolId>(sid), k, st.series[k].closed().back(), out);
+      }
+    }
+  }
+}
+
+void Engine::touch_book(SymbolState& st, SymbolId symbol_id, BookResult& /*out*/) noexcept {
+  if (st.book_stamp == book_call_) return;
+  st.book_stamp = book_call_;
+  st.top_before[0] = st.book.best_bid_px();
+  st.top_before[1] = st.book.best_bid_sz();
+  st.top_before[2] = st.book.best_ask_px();
+  st.top_before[3] = st.book.best_ask_sz();
+  book_touched_.push_back(symbol_id);
+}
+
+void Engine::finish_book_call(BookResult& out) {
+  for (const SymbolId sid : book_touched_) {
+    const SymbolState& st = *syms_[sid];
+    const OrderBook& b = st.book;
+    if (!same(st.top_before[0], b.best_bid_px()) || !same(st.top_before[1], b.best_bid_sz()) ||
+        !same(st.top_before[2], b.best_ask_px()) || !same(st.top_before[3], b.best_ask_sz())) {
+      out.changed.push_back(sid);
+    }
+  }
+  book_touched_.clear();
+}
+
+void Engine::on_book_deltas(std::span<const SymbolId> symbol_id,
+                            std::span<const std::uint8_t> side, std::span<const double> price,
+                            std::span<const double> size, std::span<const std::uint64_t> seq,
+                            bool checked, BookResult& out) {
+  const std::size_t n = symbol_id.size();
+  if (side.size() != n) length_mismatch("side", side.size(), n);
+  if (price.size() != n) length_mismatch("price", price.size(), n);
+  if (size.size() != n) length_mismatch("size", size.size(), n);
+  if (seq.size() != n) length_mismatch("seq", seq.size(), n);
+  ++book_call_;
+  book_touched_.clear();
+  for (std::size_t i = 0; i < n; ++i) {
+    const SymbolId sid = symbol_id[i];
+    if (sid >= syms_.size()) {
+      out.rejected.push_back(static_cast<std::int64_t>(i));
+      out.reasons.push_back(kBookUnknownSymbol);
+      ++counters_.book_rejected;
+      continue;
+    }
+    SymbolState& st = *syms_[sid];
+    touch_book(st, sid, out);
+    if (checked) {
+      const BookStatus s = st.book.apply(side[i], price[i], size[i], seq[i]);
+      if (!applied(s)) {
+        out.rejected.push_back(static_cast<std::int64_t>(i));
+        out.reasons.push_back(static_cast<std::uint8_t>(s));
+        ++counters_.book_rejected;
+        continue;
+      }
+    } else {
+      st.book.apply_unchecked(side[i], price[i], size[i], seq[i]);
+    }
+    ++counters_.book_updates;
+  }
+  finish_book_call(out);
+}
+
+void Engine::on_quotes(std::span<const SymbolId> symbol_id, std::span<const double> bid_px,
+                       std::span<const double> bid_sz, std::span<const double> ask_px,
+                       std::span<const double> ask_sz, std::span<const std::uint64_t> seq,
+                       BookResult& out) {
+  const std::size_t n = symbol_id.size();
+  if (bid_px.size() != n) length_mismatch("bid_px", bid_px.size(), n);
+  if (bid_sz.size() != n) length_mismatch("bid_sz", bid_sz.size(), n);
+  if (ask_px.size() != n) length_mismatch("ask_px", ask_px.size(), n);
+  if (ask_sz.size() != n) length_mismatch("ask_sz", ask_sz.size(), n);
+  if (seq.size() != n) length_mismatch("seq", seq.size(), n);
+  ++book_call_;
+  book_touched_.clear();
+  for (std::size_t i = 0; i < n; ++i) {
+    const SymbolId sid = symbol_id[i];
+    if (sid >= syms_.size()) {
+      out.rejected.push_back(static_cast<std::int64_t>(i));
+      out.reasons.push_back(kBookUnknownSymbol);
+      ++counters_.book_rejected;
+      continue;
+    }
+    SymbolState& st = *syms_[sid];
+    touch_book(st, sid, out);
+    // A side quoted with size 0 is empty (its price is ignored).
+    const std::size_t nb = bid_sz[i] == 0.0 ? 0 : 1;
+    const std::size_t na = ask_sz[i] == 0.0 ? 0 : 1;
+    const BookStatus s = st.book.snapshot(bid_px.subspan(i, nb), bid_sz.subspan(i, nb),
+                                          ask_px.subspan(i, na), ask_sz.subspan(i, na), seq[i]);
+    if (!applied(s)) {
+      out.rejected.push_back(static_cast<std::int64_t>(i));
+      out.reasons.push_back(static_cast<std::uint8_t>(s));
+      ++counters_.book_rejected;
+      continue;
+    }
+    ++counters_.quotes;
+  }
+  finish_book_call(out);
+}
+
+BookStatus Engine::book_snapshot(SymbolId symbol_id, std::span<const double> bid_px,
+                                 std::span<const double> bid_sz, std::span<const double> ask_px,
+                                 std::span<const double> ask_sz, std::uint64_t seq) {
+  SymbolState& st = state(symbol_id);
+  const BookStatus s = st.book.snapshot(bid_px, bid_sz, ask_px, ask_sz, seq);
+  if (applied(s)) {
+    ++counters_.book_snapshots;
+  } else {
+    ++counters_.book_rejected;
+  }
+  return s;
+}
+
+void Engine::set_tick_size(SymbolId symbol_id, double tick_size) {
+  if (!(tick_size > 0.0) || !std::isfinite(tick_size)) {
+    throw std::invalid_argument("tick_size must be finite and positive");
+  }
+  state(symbol_id).book = OrderBook(tick_size);
+}
+
+void Engine::set_day_boundaries(std::vector<std::int64_t> starts) {
+  calendar_->set_boundaries(std::move(starts));
+}
+
+Engine::SymbolState& Engine::state(SymbolId symbol_id) const {
+  if (symbol_id >= syms_.size()) {
+    throw std::out_of_range("unknown symbol id " + std::to_string(symbol_id));
+  }
+  return *syms_[symbol_id];
+}
+
+std::size_t Engine::bank_index(std::int64_t interval) const {
+  if (interval == 0) return 0;
+  const auto it = std::find(intervals_.begin(), intervals_.end(), interval);
+  if (it == intervals_.end()) {
+    throw std::invalid_argument("unknown interval " + std::to_string(interval) +
+                                " (not 0 and not one of the engine's bar intervals)");
+  }
+  return static_cast<std::size_t>(it - intervals_.begin()) + 1;
+}
+
+const TradeRing& Engine::ring(SymbolId symbol_id) const { return state(symbol_id).ring; }
+
+const OrderBook& Engine::book(SymbolId symbol_id) const { return state(symbol_id).book; }
+
+const BarSeries& Engine::bars(SymbolId symbol_id, std::int64_t interval) const {
+  const SymbolState& st = state(symbol_id);
+  const std::size_t b = bank_index(interval);
+  if (b == 0) throw std::invalid_argument("interval 0 (tick) has no bars");
+  return st.series[b - 1];
+}
+
+const std::vector<std::string>& Engine::indicator_names(std::int64_t interval) const {
+  return plans_[bank_index(interval)]->output_names();
+}
+
+std::vector<double> Engine::indicator_values(SymbolId symbol_id, std::int64_t interval,
+                                             bool forming) const {
+  const SymbolState& st = state(symbol_id);
+  const std::size_t b = bank_index(interval);
+  const Bank& bank = st.banks[b];
+  std::vector<double> out(bank.values().begin(), bank.values().end());
+  if (b > 0 && forming && st.series[b - 1].has_forming()) {
+    bank.peek_bar(st.series[b - 1].forming(), out);
+  }
+  return out;
+}
+
+std::vector<std::string> Engine::rule_names() const { return rule_names_; }
+
+std::size_t Engine::memory_bytes() const noexcept {
+  std::size_t n = sizeof(Engine) + syms_.capacity() * sizeof(void*);
+  for (const auto& p : syms_) {
+    const SymbolState& st = *p;
+    n += sizeof(SymbolState) + st.ring.memory_bytes() + st.rule_state.capacity();
+    n += (st.book.depth(Side::Bid) + st.book.depth(Side::Ask)) * sizeof(Level);
+    for (const BarSeries& s : st.series) n += sizeof(BarSeries) + s.memory_bytes();
+    for (const Bank& b : st.banks) n += b.memory_bytes();
+  }
+  return n;
+}
+
+}  // namespace tickserver
