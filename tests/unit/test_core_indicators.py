@@ -79,7 +79,9 @@ def test_ema_matches_talib_after_warmup_when_updated_one_at_a_time(seed: int) ->
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-@pytest.mark.parametrize(("fast", "slow", "signal"), [(12, 26, 9), (5, 35, 5), (26, 12, 9), (3, 10, 1)])
+@pytest.mark.parametrize(
+    ("fast", "slow", "signal"), [(12, 26, 9), (5, 35, 5), (26, 12, 9), (3, 10, 1)]
+)
 def test_macd_matches_talib_after_warmup(seed: int, fast: int, slow: int, signal: int) -> None:
     # Arrange
     x = walk(seed)
@@ -165,7 +167,11 @@ LOOKBACKS: list[tuple[Callable[[], Any], str, dict[str, Any]]] = [
     (lambda: _core.Rsi(14), "RSI", {"timeperiod": 14}),
     (lambda: _core.StdDev(7), "STDDEV", {"timeperiod": 7}),
     (lambda: _core.BBands(20, 2.0), "BBANDS", {"timeperiod": 20}),
-    (lambda: _core.Macd(12, 26, 9), "MACD", {"fastperiod": 12, "slowperiod": 26, "signalperiod": 9}),
+    (
+        lambda: _core.Macd(12, 26, 9),
+        "MACD",
+        {"fastperiod": 12, "slowperiod": 26, "signalperiod": 9},
+    ),
     (lambda: _core.Atr(14), "ATR", {"timeperiod": 14}),
 ]
 
@@ -178,10 +184,7 @@ def test_warmup_nan_count_equals_talib_lookback(
     ind = make()
     high, low, close = ohlc(5, 100)
     # Act
-    if name == "ATR":
-        out = ind.update_many(high, low, close)
-    else:
-        out = ind.update_many(close)
+    out = ind.update_many(high, low, close) if name == "ATR" else ind.update_many(close)
     first = out[0] if isinstance(out, tuple) else out
     leading_nans = int(np.argmax(~np.isnan(first)))
     # Assert
