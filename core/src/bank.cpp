@@ -98,6 +98,7 @@ std::uint32_t BankPlan::add_output(std::string name) {
     throw std::invalid_argument("duplicate indicator output name '" + name + "'");
   }
   names_.push_back(std::move(name));
+  n_outputs_ = names_.size();
   return static_cast<std::uint32_t>(names_.size() - 1);
 }
 
@@ -116,54 +117,60 @@ std::optional<std::pair<std::uint32_t, std::uint32_t>> BankPlan::bands_of(
 }
 
 Bank::Bank(const BankPlan& plan, const std::shared_ptr<SessionCalendar>& calendar)
-    : plan_(&plan), out_(plan.n_outputs(), kNaN) {
+    : plan_(&plan), out_(plan.n_outputs() + 1, kNaN) {
   moments_.reserve(plan.moments_.size());
   for (const auto& m : plan.moments_) moments_.emplace_back(m.period, m.variance);
-  moment_values_.assign(moments_.size(), RollingMoments::Value{kNaN, kNaN});
-  for (const auto& d : plan.ema_) ema_.emplace_back(d.period);
-  for (const auto& d : plan.rsi_) rsi_.emplace_back(d.period);
-  for (const auto& d : plan.atr_) atr_.emplace_back(d.period);
-  for (const auto& d : plan.macd_) macd_.emplace_back(d.fast, d.slow, d.signal);
-  for (std::size_t i = 0; i < plan.vwap_.size(); ++i) vwap_.emplace_back(calendar);
+  for (const auto& d : plan.ema_) ema_.push_back({Ema(d.period), d.out});
+  for (const auto& d : plan.rsi_) rsi_.push_back({Rsi(d.period), d.out});
+  for (const auto& d : plan.atr_) atr_.push_back({Atr(d.period), d.out});
+  for (const auto& d : plan.macd_) macd_.push_back({Macd(d.fast, d.slow, d.signal), d.out});
+  for (const std::uint32_t o : plan.vwap_) vwap_.push_back({Vwap(calendar), o});
+}
+
+void Bank::calendar_changed() noexcept {
+  for (auto& it : vwap_) it.ind.calendar_changed();
 }
 
 void Bank::peek_bar(const Bar& bar, std::span<double> out) const noexcept {
   const BankPlan& p = *plan_;
   const double x = bar.close;
-  std::copy(out_.begin(), out_.end(), out.begin());
-  auto moment = [&](std::uint32_t i) { return moments_[i].peek(x); };
-  for (const auto& d : p.sma_) out[d.out] = moment(d.moment).mean;
-  for (const auto& d : p.stddev_) out[d.out] = std::sqrt(moment(d.moment).variance);
-  for (const auto& d : p.zscore_) out[d.out] = ZScore::of(x, moment(d.moment));
+  std::copy(out_.begin(), out_.end() - 1, out.begin());
+  auto moment = [&](std::uint32_t i) {
+    const RollingMoments::Value v = moments_[i].peek(x);
+    return std::make_pair(v.mean, std::sqrt(v.variance));
+  };
+  for (const auto& d : p.sma_) out[d.out] = moments_[d.moment].peek(x).mean;
+  for (const auto& d : p.stddev_) out[d.out] = moment(d.moment).second;
+  for (const auto& d : p.zscore_) {
+    const auto [mean, sd] = moment(d.moment);
+    out[d.out] = ZScore::of(x, mean, sd);
+  }
   for (const auto& d : p.bbands_) {
-    const Bands b = BBands::of(moment(d.moment), d.k);
+    const auto [mean, sd] = moment(d.moment);
+    const Bands b = BBands::of(mean, sd, d.k);
     out[d.upper] = b.upper;
     out[d.upper + 1] = b.middle;
     out[d.upper + 2] = b.lower;
   }
-  for (std::size_t i = 0; i < ema_.size(); ++i) out[p.ema_[i].out] = ema_[i].peek(x);
-  for (std::size_t i = 0; i < rsi_.size(); ++i) out[p.rsi_[i].out] = rsi_[i].peek(x);
-  for (std::size_t i = 0; i < macd_.size(); ++i) {
-    const MacdValue v = macd_[i].peek(x);
-    const std::uint32_t o = p.macd_[i].out;
-    out[o] = v.macd;
-    out[o + 1] = v.signal;
-    out[o + 2] = v.hist;
+  for (const auto& it : ema_) out[it.out] = it.ind.peek(x);
+  for (const auto& it : rsi_) out[it.out] = it.ind.peek(x);
+  for (const auto& it : macd_) {
+    const MacdValue v = it.ind.peek(x);
+    out[it.out] = v.macd;
+    out[it.out + 1] = v.signal;
+    out[it.out + 2] = v.hist;
   }
-  for (std::size_t i = 0; i < atr_.size(); ++i) {
-    out[p.atr_[i].out] = atr_[i].peek(bar.high, bar.low, bar.close);
-  }
-  for (std::size_t i = 0; i < vwap_.size(); ++i) {
-    out[p.vwap_[i]] = vwap_[i].peek_add(bar.notional, bar.volume, bar.ts_open);
+  for (const auto& it : atr_) out[it.out] = it.ind.peek(bar.high, bar.low, bar.close);
+  for (const auto& it : vwap_) {
+    out[it.out] = it.ind.peek_add(bar.notional, bar.volume, bar.ts_open);
   }
 }
 
 std::size_t Bank::memory_bytes() const noexcept {
   std::size_t n = sizeof(Bank) + out_.capacity() * sizeof(double) +
-                  moment_values_.capacity() * sizeof(RollingMoments::Value) +
-                  ema_.capacity() * sizeof(Ema) + rsi_.capacity() * sizeof(Rsi) +
-                  macd_.capacity() * sizeof(Macd) + atr_.capacity() * sizeof(Atr) +
-                  vwap_.capacity() * sizeof(Vwap);
+                  ema_.capacity() * sizeof(Item<Ema>) + rsi_.capacity() * sizeof(Item<Rsi>) +
+                  macd_.capacity() * sizeof(Item<Macd>) + atr_.capacity() * sizeof(Item<Atr>) +
+                  vwap_.capacity() * sizeof(Item<Vwap>);
   for (const auto& m : moments_) {
     n += sizeof(RollingMoments) + static_cast<std::size_t>(m.period()) * sizeof(double);
   }

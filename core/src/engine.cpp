@@ -70,7 +70,7 @@ void IngestResult::clear() noexcept {
 }
 
 Engine::SymbolState::SymbolState(const Engine& e)
-    : ring(e.config_.ring_capacity), book(e.config_.tick_size), rule_state(e.rule_names_.size(), 0) {
+    : ring(e.config_.ring_capacity), book(e.config_.tick_size), rule_state(e.rule_names_.size()) {
   series.reserve(e.intervals_.size());
   for (std::size_t k = 0; k < e.intervals_.size(); ++k) series.emplace_back(e.config_.bar_capacity);
   banks.reserve(e.plans_.size());
@@ -94,10 +94,12 @@ Engine::Engine(const SymbolRegistry& registry, EngineConfig config)
     }
     intervals_.push_back(iv);
   }
+  if (intervals_.size() > 64) throw std::invalid_argument("at most 64 bar intervals");
   for (const std::int64_t iv : intervals_) {
     clocks_.emplace_back(iv, calendar_.get());
     clock_floor_.push_back(kMinTime);
   }
+  n_intervals_ = intervals_.size();
 
   // One bank plan per interval (tick first), indicators in configuration order.
   std::vector<std::string_view> names;
@@ -144,15 +146,15 @@ Engine::Engine(const SymbolRegistry& registry, EngineConfig config)
       b = static_cast<std::size_t>(it - intervals_.begin()) + 1;
     }
     const BankPlan& plan = *plans_[b];
-    auto slot = [&](const std::string& output) -> std::int32_t {
-      if (output == "close") return -1;
-      if (const auto o = plan.output_index(output)) return static_cast<std::int32_t>(*o);
+    auto slot = [&](const std::string& output) -> std::uint32_t {
+      if (output == "close") return static_cast<std::uint32_t>(plan.n_outputs());
+      if (const auto o = plan.output_index(output)) return *o;
       std::string known = "close";
       for (const auto& n : plan.output_names()) known += ", " + n;
       throw std::invalid_argument(where + "no output '" + output + "' at interval " +
                                   std::to_string(r.interval) + " (known: " + known + ")");
     };
-    CompiledRule c{r.kind, static_cast<std::uint16_t>(i), -1, -1, r.above, r.below};
+    CompiledRule c{r.kind, static_cast<std::uint16_t>(i), 0, 0, r.above, r.below};
     switch (r.kind) {
       case RuleKind::Crossover:
         if (r.a.empty() || r.b.empty()) {
@@ -180,14 +182,20 @@ Engine::Engine(const SymbolRegistry& registry, EngineConfig config)
           throw std::invalid_argument(where + "breakout needs `a` to name a bbands indicator "
                                               "of interval " + std::to_string(r.interval));
         }
-        c.a = static_cast<std::int32_t>(bands->first);
-        c.b = static_cast<std::int32_t>(bands->second);
+        c.a = bands->first;
+        c.b = bands->second;
         break;
       }
     }
-    rules_[b].push_back(c);
+    RuleGroup& g = rules_[b];
+    (r.kind == RuleKind::Crossover ? g.crossover
+     : r.kind == RuleKind::Threshold ? g.threshold
+                                     : g.breakout)
+        .push_back(c);
     rule_names_.push_back(r.name);
   }
+  tick_work_ = !plans_[0]->empty() || !rules_[0].empty();
+  fired_.resize(config_.rules.size());
   sync_symbols();
 }
 
@@ -195,10 +203,12 @@ Engine::~Engine() = default;
 
 void Engine::sync_symbols() {
   while (syms_.size() < registry_->size()) syms_.push_back(std::make_unique<SymbolState>(*this));
+  n_syms_ = syms_.size();
 }
 
-TradeReject Engine::check(SymbolId symbol_id, double price, double size) const noexcept {
-  if (symbol_id >= syms_.size()) return TradeReject::UnknownSymbol;
+TICKSERVER_INLINE TradeReject Engine::check(SymbolId symbol_id, double price,
+                                             double size) const noexcept {
+  if (symbol_id >= n_syms_) return TradeReject::UnknownSymbol;
   if (!(price > 0.0) || !(price < std::numeric_limits<double>::infinity())) {
     return TradeReject::BadPrice;
   }
@@ -208,40 +218,59 @@ TradeReject Engine::check(SymbolId symbol_id, double price, double size) const n
   return TradeReject::Ok;
 }
 
-// Inlined into the per-CPU clones of on_trades/on_trade, so the indicators' fma is one
-// instruction there.
-[[gnu::always_inline]] inline void Engine::eval_rules(SymbolState& st, SymbolId symbol_id,
-                                                      std::size_t bank, double close,
-                                                      std::int64_t ts, IngestResult& out) {
-  const std::vector<CompiledRule>& rs = rules_[bank];
-  if (rs.empty()) return;
-  const double* v = st.banks[bank].values().data();
-  for (const CompiledRule& r : rs) {
-    const double a = r.a < 0 ? close : v[r.a];
-    rules::State& s = st.rule_state[r.id];
-    int dir = 0;
-    double value = a;
-    switch (r.kind) {
-      case RuleKind::Crossover:
-        dir = rules::crossover(a, r.b < 0 ? close : v[r.b], s);
-        break;
-      case RuleKind::Threshold:
-        dir = rules::threshold(a, r.above, r.below, s);
-        break;
-      case RuleKind::Breakout:
-        dir = rules::breakout(close, v[r.a], v[r.b], s);
-        value = close;
-        break;
-    }
-    if (dir != 0) [[unlikely]] {
-      out.signals.rule_id.push_back(r.id);
-      out.signals.symbol_id.push_back(symbol_id);
-      out.signals.ts_event.push_back(ts);
-      out.signals.direction.push_back(static_cast<std::int8_t>(dir));
-      out.signals.value.push_back(value);
-      ++counters_.signals;
-    }
+void Engine::emit_signals(std::size_t n, SymbolId symbol_id, std::int64_t ts) {
+  for (std::size_t i = 0; i < n; ++i) {
+    pending_.push_back({ts, symbol_id, fired_[i].id, fired_[i].direction, fired_[i].value});
   }
+  counters_.signals += n;
+}
+
+void Engine::flush_signals(IngestResult& out) {
+  if (pending_.empty()) return;
+  SignalColumns& sc = out.signals;
+  const std::size_t n = sc.size() + pending_.size();
+  sc.rule_id.reserve(n);
+  sc.symbol_id.reserve(n);
+  sc.ts_event.reserve(n);
+  sc.direction.reserve(n);
+  sc.value.reserve(n);
+  for (const Signal& g : pending_) {
+    sc.rule_id.push_back(g.rule_id);
+    sc.symbol_id.push_back(g.symbol_id);
+    sc.ts_event.push_back(g.ts_event);
+    sc.direction.push_back(g.direction);
+    sc.value.push_back(g.value);
+  }
+  pending_.clear();
+}
+
+// Inlined into the per-CPU clones of on_trades/on_trade. Firings are collected branch-free and
+// written out after every rule was evaluated.
+TICKSERVER_INLINE std::size_t Engine::eval_rules(SymbolState& st, std::size_t bank) noexcept {
+  const RuleGroup& g = rules_[bank];
+  const double* v = st.banks[bank].slots();
+  const double close = v[plans_[bank]->n_outputs()];
+  rules::State* state = st.rule_state.data();
+  Fired* fired = fired_.data();
+  std::size_t n = 0;
+  for (const CompiledRule& r : g.crossover) {
+    const double a = v[r.a];
+    const int dir = rules::crossover(a, v[r.b], state[r.id]);
+    fired[n] = {a, r.id, static_cast<std::int8_t>(dir)};
+    n += dir != 0;
+  }
+  for (const CompiledRule& r : g.threshold) {
+    const double a = v[r.a];
+    const int dir = rules::threshold(a, r.above, r.below, state[r.id]);
+    fired[n] = {a, r.id, static_cast<std::int8_t>(dir)};
+    n += dir != 0;
+  }
+  for (const CompiledRule& r : g.breakout) {
+    const int dir = rules::breakout(close, v[r.a], v[r.b], state[r.id]);
+    fired[n] = {close, r.id, static_cast<std::int8_t>(dir)};
+    n += dir != 0;
+  }
+  return n;
 }
 
 void Engine::on_bar_close(SymbolState& st, SymbolId symbol_id, std::size_t k, const Bar& bar,
@@ -276,9 +305,13 @@ void Engine::on_bar_close(SymbolState& st, SymbolId symbol_id, std::size_t k, co
       ++counters_.indicator_values;
     }
   }
-  eval_rules(st, symbol_id, bank_idx, bar.close, bar.ts_open, out);
+  st.banks[bank_idx].set_close(bar.close);  // rules read the close even without indicators
+  if (const std::size_t n = eval_rules(st, bank_idx)) emit_signals(n, symbol_id, bar.ts_open);
 }
 
+// The per-trade work. Everything that may call out (allocation, bar close, signal output) is
+// left to the end of the function, where few values are live: a call in the middle of this
+// code makes the compiler spill registers around it on every trade.
 [[gnu::always_inline]] inline void Engine::process_trade(SymbolId symbol_id,
                                                          std::int64_t ts_event, double price,
                                                          double size, std::uint64_t seq,
@@ -287,23 +320,25 @@ void Engine::on_bar_close(SymbolState& st, SymbolId symbol_id, std::size_t k, co
   if (!st.ring.allocated()) [[unlikely]] st.ring.reserve();
   st.ring.push(ts_event, price, size, seq, flags);
   ++counters_.trades;
-  if (!plans_[0]->empty()) {
-    st.banks[0].update_tick(price, size, ts_event);
-    eval_rules(st, symbol_id, 0, price, ts_event, out);
-  }
+  std::uint64_t must_roll = 0;
   bool late = false;
-  for (std::size_t k = 0; k < clocks_.size(); ++k) {
-    BarSeries& series = st.series[k];
-    switch (series.add(ts_event, price, size, clocks_[k], clock_floor_[k])) {
-      case BarEvent::Updated:
-      case BarEvent::Opened:
-        break;
-      case BarEvent::Rolled:
-        on_bar_close(st, symbol_id, k, series.closed().back(), out);
-        break;
-      case BarEvent::Late:
-        late = true;
-        break;
+  BarSeries* series = st.series.data();
+  for (std::size_t k = 0; k < n_intervals_; ++k) {
+    const BarEvent e = series[k].add_fast(ts_event, price, size, clocks_[k], clock_floor_[k]);
+    must_roll |= static_cast<std::uint64_t>(e == BarEvent::MustRoll) << k;
+    late |= e == BarEvent::Late;
+  }
+  std::size_t fired = 0;
+  if (tick_work_) {
+    st.banks[0].update_tick(price, size, ts_event);
+    fired = eval_rules(st, 0);
+  }
+  if (fired != 0) [[unlikely]] emit_signals(fired, symbol_id, ts_event);
+  if (must_roll != 0) [[unlikely]] {
+    for (std::size_t k = 0; k < n_intervals_; ++k) {
+      if ((must_roll >> k) & 1U) {
+        on_bar_close(st, symbol_id, k, series[k].roll(ts_event, price, size, clocks_[k]), out);
+      }
     }
   }
   if (late) [[unlikely]] {
@@ -335,6 +370,7 @@ TICKSERVER_HOT_CLONES void Engine::on_trades(std::span<const SymbolId> symbol_id
     }
     process_trade(symbol_id[i], ts_event[i], price[i], size[i], seq[i], flags[i], out);
   }
+  flush_signals(out);
 }
 
 TICKSERVER_HOT_CLONES TradeReject Engine::on_trade(SymbolId symbol_id, std::int64_t ts_event,
@@ -346,6 +382,7 @@ TICKSERVER_HOT_CLONES TradeReject Engine::on_trade(SymbolId symbol_id, std::int6
     return r;
   }
   process_trade(symbol_id, ts_event, price, size, seq, flags, out);
+  flush_signals(out);
   return TradeReject::Ok;
 }
 
@@ -361,6 +398,7 @@ void Engine::advance(std::int64_t now, IngestResult& out) {
       }
     }
   }
+  flush_signals(out);
 }
 
 void Engine::touch_book(SymbolState& st, SymbolId symbol_id, BookResult& /*out*/) noexcept {
@@ -482,6 +520,9 @@ void Engine::set_tick_size(SymbolId symbol_id, double tick_size) {
 
 void Engine::set_day_boundaries(std::vector<std::int64_t> starts) {
   calendar_->set_boundaries(std::move(starts));
+  for (const auto& st : syms_) {
+    for (Bank& b : st->banks) b.calendar_changed();
+  }
 }
 
 Engine::SymbolState& Engine::state(SymbolId symbol_id) const {

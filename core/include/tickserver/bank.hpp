@@ -60,7 +60,7 @@ class BankPlan {
   explicit BankPlan(std::span<const IndicatorSpec> specs);
 
   [[nodiscard]] const std::vector<std::string>& output_names() const noexcept { return names_; }
-  [[nodiscard]] std::size_t n_outputs() const noexcept { return names_.size(); }
+  [[nodiscard]] std::size_t n_outputs() const noexcept { return n_outputs_; }
   [[nodiscard]] bool empty() const noexcept { return names_.empty(); }
   /// Slot of an output name ("sma20", "macd.signal", ...).
   [[nodiscard]] std::optional<std::uint32_t> output_index(std::string_view name) const;
@@ -96,6 +96,7 @@ class BankPlan {
   std::uint32_t add_output(std::string name);
 
   std::vector<std::string> names_;
+  std::size_t n_outputs_ = 0;
   std::vector<std::pair<std::string, std::uint32_t>> bands_by_name_;
   std::vector<Moment> moments_;
   std::vector<MomentOut> sma_, stddev_, zscore_;
@@ -117,23 +118,37 @@ class Bank {
   void update_bar(const Bar& bar) noexcept;
   /// The outputs update_bar(bar) would produce, without committing (provisional forming bar).
   void peek_bar(const Bar& bar, std::span<double> out) const noexcept;
+  /// Set the "close" slot without updating indicators (a bank without indicators).
+  void set_close(double x) noexcept { out_.back() = x; }
+  /// The session calendar changed: VWAPs look their session up again.
+  void calendar_changed() noexcept;
 
   /// Outputs after the last committed update, indexed like plan.output_names().
-  [[nodiscard]] std::span<const double> values() const noexcept { return out_; }
+  [[nodiscard]] std::span<const double> values() const noexcept {
+    return {out_.data(), out_.size() - 1};
+  }
+  /// values() followed by one more slot holding the last input (the trade price or bar close),
+  /// so that rules read "close" like any other output (slot plan.n_outputs()).
+  [[nodiscard]] const double* slots() const noexcept { return out_.data(); }
   [[nodiscard]] std::size_t memory_bytes() const noexcept;
 
  private:
+  template <typename T>
+  struct Item {
+    T ind;
+    std::uint32_t out;  // first output slot
+  };
+
   template <typename Input>
   void update(const Input& in) noexcept;
 
   const BankPlan* plan_;
   std::vector<RollingMoments> moments_;
-  std::vector<RollingMoments::Value> moment_values_;
-  std::vector<Ema> ema_;
-  std::vector<Rsi> rsi_;
-  std::vector<Macd> macd_;
-  std::vector<Atr> atr_;
-  std::vector<Vwap> vwap_;
+  std::vector<Item<Ema>> ema_;
+  std::vector<Item<Rsi>> rsi_;
+  std::vector<Item<Macd>> macd_;
+  std::vector<Item<Atr>> atr_;
+  std::vector<Item<Vwap>> vwap_;
   std::vector<double> out_;
 };
 
@@ -167,31 +182,30 @@ template <typename Input>
   const BankPlan& p = *plan_;
   double* out = out_.data();
   const double x = in.close();
-  for (std::size_t i = 0; i < moments_.size(); ++i) moment_values_[i] = moments_[i].update(x);
-  for (const auto& d : p.sma_) out[d.out] = moment_values_[d.moment].mean;
-  for (const auto& d : p.stddev_) out[d.out] = std::sqrt(moment_values_[d.moment].variance);
-  for (const auto& d : p.zscore_) out[d.out] = ZScore::of(x, moment_values_[d.moment]);
+  out[p.n_outputs()] = x;
+  for (RollingMoments& m : moments_) m.update(x);
+  const RollingMoments* ms = moments_.data();
+  for (const auto& d : p.sma_) out[d.out] = ms[d.moment].mean();
+  for (const auto& d : p.stddev_) out[d.out] = ms[d.moment].stddev();
+  for (const auto& d : p.zscore_) {
+    out[d.out] = ZScore::of(x, ms[d.moment].mean(), ms[d.moment].stddev());
+  }
   for (const auto& d : p.bbands_) {
-    const Bands b = BBands::of(moment_values_[d.moment], d.k);
+    const Bands b = BBands::of(ms[d.moment].mean(), ms[d.moment].stddev(), d.k);
     out[d.upper] = b.upper;
     out[d.upper + 1] = b.middle;
     out[d.upper + 2] = b.lower;
   }
-  for (std::size_t i = 0; i < ema_.size(); ++i) out[p.ema_[i].out] = ema_[i].update(x);
-  for (std::size_t i = 0; i < rsi_.size(); ++i) out[p.rsi_[i].out] = rsi_[i].update(x);
-  for (std::size_t i = 0; i < macd_.size(); ++i) {
-    const MacdValue v = macd_[i].update(x);
-    const std::uint32_t o = p.macd_[i].out;
-    out[o] = v.macd;
-    out[o + 1] = v.signal;
-    out[o + 2] = v.hist;
+  for (auto& it : ema_) out[it.out] = it.ind.update(x);
+  for (auto& it : rsi_) out[it.out] = it.ind.update(x);
+  for (auto& it : macd_) {
+    const MacdValue v = it.ind.update(x);
+    out[it.out] = v.macd;
+    out[it.out + 1] = v.signal;
+    out[it.out + 2] = v.hist;
   }
-  for (std::size_t i = 0; i < atr_.size(); ++i) {
-    out[p.atr_[i].out] = atr_[i].update(in.high(), in.low(), x);
-  }
-  for (std::size_t i = 0; i < vwap_.size(); ++i) {
-    out[p.vwap_[i]] = vwap_[i].add(in.notional(), in.volume(), in.time());
-  }
+  for (auto& it : atr_) out[it.out] = it.ind.update(in.high(), in.low(), x);
+  for (auto& it : vwap_) out[it.out] = it.ind.add(in.notional(), in.volume(), in.time());
 }
 
 [[gnu::always_inline]] inline void Bank::update_tick(double price, double size,

@@ -112,6 +112,7 @@ enum class BarEvent : std::uint8_t {
   Opened,   ///< there was no forming bar; the trade opened one
   Rolled,   ///< the trade was past the forming bar: that bar closed and the trade opened a new one
   Late,     ///< the trade is older than the forming bar (or than a closed bar): ignored, counted
+  MustRoll, ///< (add_fast only) the trade is past the forming bar; nothing changed: call roll()
 };
 
 /// The bars of one symbol at one interval: the forming bar and a ring of closed bars.
@@ -127,6 +128,17 @@ class BarSeries {
   /// Add one trade. `clock_floor`: trades before it belong to intervals the clock has closed.
   [[nodiscard]] BarEvent add(std::int64_t ts, double price, double size, const BarClock& clock,
                              std::int64_t clock_floor = kMinTime) {
+    const BarEvent e = add_fast(ts, price, size, clock, clock_floor);
+    if (e != BarEvent::MustRoll) return e;
+    (void)roll(ts, price, size, clock);
+    return BarEvent::Rolled;
+  }
+
+  /// add() without the bar roll, which may allocate: returns MustRoll instead, leaving the
+  /// series unchanged, and the caller then calls roll() with the same trade.
+  [[nodiscard]] TICKSERVER_INLINE BarEvent add_fast(std::int64_t ts, double price, double size,
+                                                    const BarClock& clock,
+                                                    std::int64_t clock_floor) noexcept {
     if (has_forming_) {
       if (ts >= forming_.ts_open) [[likely]] {
         if (ts < end_) [[likely]] {
@@ -138,9 +150,7 @@ class BarSeries {
           ++forming_.trades;
           return BarEvent::Updated;
         }
-        close();
-        open(ts, price, size, clock);
-        return BarEvent::Rolled;
+        return BarEvent::MustRoll;
       }
       ++late_;
       return BarEvent::Late;
@@ -151,6 +161,14 @@ class BarSeries {
     }
     open(ts, price, size, clock);
     return BarEvent::Opened;
+  }
+
+  /// Close the forming bar and open a new one with this trade (after add_fast() said MustRoll).
+  /// Returns the bar that closed.
+  const Bar& roll(std::int64_t ts, double price, double size, const BarClock& clock) {
+    close();
+    open(ts, price, size, clock);
+    return closed_.back();
   }
 
   /// Close the forming bar if it ends at or before `now`; return whether one closed.

@@ -151,7 +151,7 @@ class Engine {
 
   /// Create state for symbols interned since the last call.
   void sync_symbols();
-  [[nodiscard]] std::size_t symbol_count() const noexcept { return syms_.size(); }
+  [[nodiscard]] std::size_t symbol_count() const noexcept { return n_syms_; }
 
   /// Ingest trades (equal-length columns; std::invalid_argument otherwise). Valid rows go to the
   /// ring, every interval's bars, the tick indicators and rules; invalid rows are reported in
@@ -206,10 +206,23 @@ class Engine {
   struct CompiledRule {
     RuleKind kind;
     std::uint16_t id;
-    std::int32_t a;  ///< output slot, -1 = close
-    std::int32_t b;
+    std::uint32_t a;  ///< bank slot (Bank::slots()); breakout: upper band
+    std::uint32_t b;  ///< bank slot; breakout: lower band
     double above;
     double below;
+  };
+  /// A rule that fired during one evaluation, before it is written out.
+  struct Fired {
+    double value;
+    std::uint16_t id;
+    std::int8_t direction;
+  };
+  /// The rules of one bank, grouped by kind (no per-rule dispatch on the hot path).
+  struct RuleGroup {
+    std::vector<CompiledRule> crossover, threshold, breakout;
+    [[nodiscard]] bool empty() const noexcept {
+      return crossover.empty() && threshold.empty() && breakout.empty();
+    }
   };
 
   struct SymbolState {
@@ -228,8 +241,11 @@ class Engine {
                      std::uint64_t seq, std::uint8_t flags, IngestResult& out);
   void on_bar_close(SymbolState& st, SymbolId symbol_id, std::size_t k, const Bar& bar,
                     IngestResult& out);
-  void eval_rules(SymbolState& st, SymbolId symbol_id, std::size_t bank, double close,
-                  std::int64_t ts, IngestResult& out);
+  /// Evaluate a bank's rules into fired_; returns how many fired (emit_signals writes them).
+  std::size_t eval_rules(SymbolState& st, std::size_t bank) noexcept;
+  void emit_signals(std::size_t n, SymbolId symbol_id, std::int64_t ts);
+  /// Move the signals buffered during a call into the result's columns.
+  void flush_signals(IngestResult& out);
   [[nodiscard]] std::size_t bank_index(std::int64_t interval) const;
   [[nodiscard]] SymbolState& state(SymbolId symbol_id) const;
   void touch_book(SymbolState& st, SymbolId symbol_id, BookResult& out) noexcept;
@@ -241,10 +257,15 @@ class Engine {
   std::shared_ptr<SessionCalendar> calendar_;
   std::vector<BarClock> clocks_;
   std::vector<std::int64_t> clock_floor_;   // per bar interval, from advance()
+  std::size_t n_intervals_ = 0;
   std::vector<std::unique_ptr<BankPlan>> plans_;  // [0] = tick
-  std::vector<std::vector<CompiledRule>> rules_;  // per bank
+  std::vector<RuleGroup> rules_;  // per bank
+  std::vector<Fired> fired_;      // scratch: one slot per rule
+  std::vector<Signal> pending_;   // signals of the current call, as records until flush_signals
+  bool tick_work_ = false;       // tick indicators or tick rules exist
   std::vector<std::string> rule_names_;
   std::vector<std::unique_ptr<SymbolState>> syms_;
+  std::size_t n_syms_ = 0;  // syms_.size(), kept in a plain member for the hot path
   std::vector<SymbolId> book_touched_;
   std::uint64_t book_call_ = 0;
   EngineCounters counters_;

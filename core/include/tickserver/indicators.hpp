@@ -46,23 +46,25 @@ inline int check_period(const char* what, int period, int lo) {
 /// A fixed-length delay line: push() stores an input and returns the one stored `n` pushes ago.
 class Delay {
  public:
-  explicit Delay(std::size_t n) : buf_(n, 0.0) {}
+  explicit Delay(std::size_t n) : buf_(n, 0.0), n_(n) {}
 
   /// Store x and return the input from n pushes ago (0.0 while filling; x itself when n == 0).
-  double push(double x) noexcept {
-    if (buf_.empty()) return x;
-    const double old = buf_[pos_];
-    buf_[pos_] = x;
-    if (++pos_ == buf_.size()) pos_ = 0;
+  TICKSERVER_INLINE double push(double x) noexcept {
+    if (n_ == 0) [[unlikely]] return x;
+    const std::size_t pos = pos_;
+    double* slot = buf_.data() + pos;
+    const double old = *slot;
+    *slot = x;
+    pos_ = pos + 1 == n_ ? 0 : pos + 1;
     return old;
   }
   /// The i-th oldest stored input (0 = the one the next push() returns). Precondition: i < size().
   [[nodiscard]] double at(std::size_t i) const noexcept {
     std::size_t j = pos_ + i;
-    if (j >= buf_.size()) j -= buf_.size();
+    if (j >= n_) j -= n_;
     return buf_[j];
   }
-  [[nodiscard]] std::size_t size() const noexcept { return buf_.size(); }
+  [[nodiscard]] std::size_t size() const noexcept { return n_; }
   void reset() noexcept {
     std::fill(buf_.begin(), buf_.end(), 0.0);
     pos_ = 0;
@@ -70,6 +72,7 @@ class Delay {
 
  private:
   std::vector<double> buf_;
+  std::size_t n_;
   std::size_t pos_ = 0;
 };
 
@@ -89,38 +92,46 @@ class RollingMoments {
       : period_(detail::check_period("period", period, 1)),
         inv_period_(1.0 / static_cast<double>(period)),
         variance_(track_variance),
+        warm_(static_cast<std::uint64_t>(period - 1)),
         lag_(static_cast<std::size_t>(period - 1)) {
     reset();
   }
 
+  /// Commit x; afterwards mean(), variance() and stddev() describe the window ending at x.
   TICKSERVER_INLINE Value update(double x) noexcept {
     const std::uint64_t n = count_++;
     const double trailing = lag_.push(x);  // the input period-1 updates ago
-    const auto warm = static_cast<std::uint64_t>(period_ - 1);
-    if (n < warm) {
-      sum_ += x;
+    if (n >= warm_) [[likely]] {
+      const double total = sum_ + x;
+      mean_ = total / period_;
+      sum_ = total - trailing;
       if (variance_) {
-        if (n == 0) shift_ = x;
-        double t = x - shift_;
-        t1_ += t;
-        t *= t;
-        t2_ += t;
+        if (n == 0) [[unlikely]] shift_ = x;  // period 1
+        var_ = step_variance(x, trailing);
+        sd_ = std::sqrt(var_);
       }
-      return {kNaN, kNaN};
+      return {mean_, var_};
     }
-    const double total = sum_ + x;
-    const double mean = total / period_;
-    sum_ = total - trailing;
-    double var = kNaN;
+    sum_ += x;
     if (variance_) {
-      if (n == 0) shift_ = x;  // period 1
-      var = step_variance(x, trailing);
+      if (n == 0) shift_ = x;
+      double t = x - shift_;
+      t1_ += t;
+      t *= t;
+      t2_ += t;
     }
-    return {mean, var};
+    return {kNaN, kNaN};
   }
 
+  /// Mean of the window after the last update (NaN during warm-up).
+  [[nodiscard]] double mean() const noexcept { return mean_; }
+  /// Population variance after the last update (NaN during warm-up or without tracking).
+  [[nodiscard]] double variance() const noexcept { return var_; }
+  /// sqrt(variance()).
+  [[nodiscard]] double stddev() const noexcept { return sd_; }
+
   [[nodiscard]] Value peek(double x) const noexcept {
-    if (count_ < static_cast<std::uint64_t>(period_ - 1)) return {kNaN, kNaN};
+    if (count_ < warm_) return {kNaN, kNaN};
     const double mean = (sum_ + x) / period_;
     if (!variance_) return {mean, kNaN};
     const double shift = count_ == 0 ? x : shift_;
@@ -150,6 +161,7 @@ class RollingMoments {
   void reset() noexcept {
     lag_.reset();
     count_ = 0;
+    mean_ = var_ = sd_ = kNaN;
     sum_ = 0.0;
     shift_ = 0.0;
     t1_ = 0.0;
@@ -207,7 +219,9 @@ class RollingMoments {
 
   // Re-anchor the shift on the window mean and rebuild the sums (a fresh two-pass); returns the
   // window's variance. The window is `trailing` followed by the period-1 inputs in the delay line.
-  [[gnu::noinline]] double reseed(double trailing) noexcept {
+  // Inlined despite being rare: a call on the hot path makes the compiler spill registers around
+  // it on every update.
+  TICKSERVER_INLINE double reseed(double trailing) noexcept {
     bars_ = 32 * static_cast<std::int64_t>(period_);
     const bool single = period_ == 1;
     const Fresh f = two_pass([&](auto&& g) {
@@ -227,8 +241,12 @@ class RollingMoments {
   int period_;
   double inv_period_;
   bool variance_;
-  detail::Delay lag_;  // the last period-1 inputs
+  std::uint64_t warm_;  // updates before the first output (period - 1)
+  detail::Delay lag_;   // the last period-1 inputs
   std::uint64_t count_ = 0;
+  double mean_ = kNaN;
+  double var_ = kNaN;
+  double sd_ = kNaN;
   double sum_ = 0.0;    // TA-Lib SMA's periodTotal (last period-1 inputs)
   double shift_ = 0.0;  // TA-Lib VAR's shift
   double t1_ = 0.0;     // sum of (x - shift) over the last period-1 inputs
@@ -257,7 +275,10 @@ class Sma {
 class StdDev {
  public:
   explicit StdDev(int period) : m_(detail::check_period("period", period, 2), true) {}
-  TICKSERVER_INLINE double update(double x) noexcept { return value_ = std::sqrt(m_.update(x).variance); }
+  TICKSERVER_INLINE double update(double x) noexcept {
+    m_.update(x);
+    return value_ = m_.stddev();
+  }
   [[nodiscard]] double peek(double x) const noexcept { return std::sqrt(m_.peek(x).variance); }
   [[nodiscard]] double value() const noexcept { return value_; }
   [[nodiscard]] int period() const noexcept { return m_.period(); }
@@ -275,12 +296,18 @@ class StdDev {
 class ZScore {
  public:
   explicit ZScore(int period) : m_(detail::check_period("period", period, 2), true) {}
-  [[nodiscard]] static double of(double x, RollingMoments::Value v) noexcept {
-    const double sd = std::sqrt(v.variance);
-    return sd > 0.0 ? (x - v.mean) / sd : kNaN;
+  /// z of x given the window's mean and standard deviation.
+  [[nodiscard]] static double of(double x, double mean, double sd) noexcept {
+    return sd > 0.0 ? (x - mean) / sd : kNaN;
   }
-  TICKSERVER_INLINE double update(double x) noexcept { return value_ = of(x, m_.update(x)); }
-  [[nodiscard]] double peek(double x) const noexcept { return of(x, m_.peek(x)); }
+  TICKSERVER_INLINE double update(double x) noexcept {
+    m_.update(x);
+    return value_ = of(x, m_.mean(), m_.stddev());
+  }
+  [[nodiscard]] double peek(double x) const noexcept {
+    const RollingMoments::Value v = m_.peek(x);
+    return of(x, v.mean, std::sqrt(v.variance));
+  }
   [[nodiscard]] double value() const noexcept { return value_; }
   [[nodiscard]] int period() const noexcept { return m_.period(); }
   [[nodiscard]] std::size_t lookback() const noexcept { return static_cast<std::size_t>(period() - 1); }
@@ -305,12 +332,19 @@ class BBands {
       : m_(detail::check_period("period", period, 2), true), k_(k) {
     if (!std::isfinite(k)) throw std::invalid_argument("k must be finite");
   }
-  [[nodiscard]] static Bands of(RollingMoments::Value v, double k) noexcept {
-    const double dev = std::sqrt(v.variance) * k;
-    return {v.mean + dev, v.mean, v.mean - dev};
+  /// Bands given the window's mean and standard deviation.
+  [[nodiscard]] static Bands of(double mean, double sd, double k) noexcept {
+    const double dev = sd * k;
+    return {mean + dev, mean, mean - dev};
   }
-  TICKSERVER_INLINE Bands update(double x) noexcept { return value_ = of(m_.update(x), k_); }
-  [[nodiscard]] Bands peek(double x) const noexcept { return of(m_.peek(x), k_); }
+  TICKSERVER_INLINE Bands update(double x) noexcept {
+    m_.update(x);
+    return value_ = of(m_.mean(), m_.stddev(), k_);
+  }
+  [[nodiscard]] Bands peek(double x) const noexcept {
+    const RollingMoments::Value v = m_.peek(x);
+    return of(v.mean, std::sqrt(v.variance), k_);
+  }
   [[nodiscard]] Bands value() const noexcept { return value_; }
   [[nodiscard]] int period() const noexcept { return m_.period(); }
   [[nodiscard]] double k() const noexcept { return k_; }
@@ -328,24 +362,19 @@ class BBands {
 class Ema {
  public:
   explicit Ema(int period)
-      : period_(period), k_(2.0 / static_cast<double>(period + 1)) {
-    detail::check_period("period", period, 1);
-  }
+      : period_(detail::check_period("period", period, 1)),
+        seed_at_(static_cast<std::uint64_t>(period - 1)),
+        k_(2.0 / static_cast<double>(period + 1)) {}
   TICKSERVER_INLINE double update(double x) noexcept {
     const std::uint64_t n = count_++;
-    const auto seed_at = static_cast<std::uint64_t>(period_ - 1);
-    if (n >= seed_at) [[likely]] {
-      if (n > seed_at) [[likely]] return prev_ = std::fma(x - prev_, k_, prev_);
-      sum_ += x;
-      return prev_ = sum_ / period_;
-    }
+    if (n > seed_at_) [[likely]] return prev_ = std::fma(x - prev_, k_, prev_);
     sum_ += x;
-    return kNaN;
+    if (n < seed_at_) return kNaN;
+    return prev_ = sum_ / period_;
   }
   [[nodiscard]] double peek(double x) const noexcept {
-    const auto seed_at = static_cast<std::uint64_t>(period_ - 1);
-    if (count_ > seed_at) return std::fma(x - prev_, k_, prev_);
-    if (count_ == seed_at) return (sum_ + x) / period_;
+    if (count_ > seed_at_) return std::fma(x - prev_, k_, prev_);
+    if (count_ == seed_at_) return (sum_ + x) / period_;
     return kNaN;
   }
   [[nodiscard]] double value() const noexcept {
@@ -358,6 +387,7 @@ class Ema {
 
  private:
   int period_;
+  std::uint64_t seed_at_;  // index of the update that seeds the EMA (period - 1)
   double k_;
   std::uint64_t count_ = 0;
   double sum_ = 0.0;
@@ -368,11 +398,10 @@ class Ema {
 class Rsi {
  public:
   explicit Rsi(int period = 14)
-      : period_(period),
+      : period_(detail::check_period("period", period, 2)),
+        p_(static_cast<std::uint64_t>(period)),
         inv_period_(1.0 / static_cast<double>(period)),
-        pm1_(static_cast<double>(period - 1)) {
-    detail::check_period("period", period, 2);
-  }
+        pm1_(static_cast<double>(period - 1)) {}
   TICKSERVER_INLINE double update(double x) noexcept {
     const std::uint64_t n = count_++;
     if (n == 0) [[unlikely]] {
@@ -382,7 +411,7 @@ class Rsi {
     const double d = x - prev_;
     prev_ = x;
     const double up = d > 0.0 ? d : 0.0;
-    const auto p = static_cast<std::uint64_t>(period_);
+    const std::uint64_t p = p_;
     if (n > p) [[likely]] {
       loss_ *= pm1_;
       gain_ *= pm1_;
@@ -416,6 +445,7 @@ class Rsi {
   }
 
   int period_;
+  std::uint64_t p_;
   double inv_period_;
   double pm1_;
   std::uint64_t count_ = 0;
@@ -446,37 +476,42 @@ class Macd {
     kf_ = 2.0 / static_cast<double>(fast + 1);
     ks_ = 2.0 / static_cast<double>(slow + 1);
     kg_ = 2.0 / static_cast<double>(signal + 1);
+    slow_seed_ = static_cast<std::uint64_t>(slow - 1);
+    fast_from_ = static_cast<std::uint64_t>(slow - fast);
+    signal_seed_ = static_cast<std::uint64_t>(signal - 1);
   }
   TICKSERVER_INLINE MacdValue update(double x) noexcept {
     const std::uint64_t n = count_++;
-    const auto slow_seed = static_cast<std::uint64_t>(slow_ - 1);
-    if (n > slow_seed) [[likely]] {
+    if (n > slow_seed_) [[likely]] {
       fast_ema_ = std::fma(x - fast_ema_, kf_, fast_ema_);
       slow_ema_ = std::fma(x - slow_ema_, ks_, slow_ema_);
     } else {
       slow_sum_ += x;
-      if (n >= static_cast<std::uint64_t>(slow_ - fast_)) fast_sum_ += x;
-      if (n < slow_seed) return {kNaN, kNaN, kNaN};
+      if (n >= fast_from_) fast_sum_ += x;
+      if (n < slow_seed_) return {kNaN, kNaN, kNaN};
       slow_ema_ = slow_sum_ / slow_;
       fast_ema_ = fast_sum_ / fast_;
     }
     const double line = fast_ema_ - slow_ema_;
-    const std::uint64_t j = n - slow_seed;  // index on the MACD line
-    const auto signal_seed = static_cast<std::uint64_t>(signal_period_ - 1);
-    if (j > signal_seed) [[likely]] {
+    const std::uint64_t j = n - slow_seed_;  // index on the MACD line
+    if (j > signal_seed_) [[likely]] {
       signal_ = signal_period_ == 1 ? line : std::fma(line - signal_, kg_, signal_);
     } else {
       signal_sum_ += line;
-      if (j < signal_seed) return {kNaN, kNaN, kNaN};
+      if (j < signal_seed_) return {kNaN, kNaN, kNaN};
       signal_ = signal_sum_ / signal_period_;
     }
-    return value_ = {line, signal_, line - signal_};
+    return {line, signal_, line - signal_};
   }
   [[nodiscard]] MacdValue peek(double x) const noexcept {
     Macd copy = *this;
     return copy.update(x);
   }
-  [[nodiscard]] MacdValue value() const noexcept { return value_; }
+  [[nodiscard]] MacdValue value() const noexcept {
+    if (count_ <= lookback()) return {kNaN, kNaN, kNaN};
+    const double line = fast_ema_ - slow_ema_;
+    return {line, signal_, line - signal_};
+  }
   [[nodiscard]] int fast() const noexcept { return fast_; }
   [[nodiscard]] int slow() const noexcept { return slow_; }
   [[nodiscard]] int signal_period() const noexcept { return signal_period_; }
@@ -488,7 +523,6 @@ class Macd {
     count_ = 0;
     slow_sum_ = fast_sum_ = signal_sum_ = 0.0;
     fast_ema_ = slow_ema_ = signal_ = 0.0;
-    value_ = {kNaN, kNaN, kNaN};
   }
 
  private:
@@ -498,6 +532,9 @@ class Macd {
   double kf_ = 0.0;
   double ks_ = 0.0;
   double kg_ = 0.0;
+  std::uint64_t slow_seed_ = 0;    // update that seeds both EMAs (slow - 1)
+  std::uint64_t fast_from_ = 0;    // first input of the fast seed (slow - fast)
+  std::uint64_t signal_seed_ = 0;  // MACD-line index that seeds the signal (signal - 1)
   std::uint64_t count_ = 0;
   double slow_sum_ = 0.0;
   double fast_sum_ = 0.0;
@@ -505,18 +542,16 @@ class Macd {
   double fast_ema_ = 0.0;
   double slow_ema_ = 0.0;
   double signal_ = 0.0;
-  MacdValue value_{kNaN, kNaN, kNaN};
 };
 
 /// Average true range, Wilder smoothing (TA-Lib ATR). Lookback `period`.
 class Atr {
  public:
   explicit Atr(int period = 14)
-      : period_(period),
+      : period_(detail::check_period("period", period, 1)),
+        p_(static_cast<std::uint64_t>(period)),
         beta_(static_cast<double>(period - 1) / static_cast<double>(period)),
-        alpha_(1.0 - beta_) {
-    detail::check_period("period", period, 1);
-  }
+        alpha_(1.0 - beta_) {}
   TICKSERVER_INLINE double update(double high, double low, double close) noexcept {
     const std::uint64_t n = count_++;
     if (n == 0) [[unlikely]] {
@@ -529,10 +564,9 @@ class Atr {
     const double to_low = std::fabs(prev_close_ - low);
     if (to_low > tr) tr = to_low;
     prev_close_ = close;
-    const auto p = static_cast<std::uint64_t>(period_);
-    if (n > p) [[likely]] return value_ = std::fma(beta_, value_, alpha_ * tr);
+    if (n > p_) [[likely]] return value_ = std::fma(beta_, value_, alpha_ * tr);
     sum_ += tr;
-    if (n < p) return kNaN;
+    if (n < p_) return kNaN;
     return value_ = sum_ / period_;
   }
   [[nodiscard]] double peek(double high, double low, double close) const noexcept {
@@ -547,6 +581,7 @@ class Atr {
 
  private:
   int period_;
+  std::uint64_t p_;
   double beta_;
   double alpha_;
   std::uint64_t count_ = 0;
@@ -563,7 +598,7 @@ class Vwap {
  public:
   /// A VWAP with its own calendar (UTC days until set_day_boundaries()).
   Vwap() : calendar_(std::make_shared<SessionCalendar>()) {}
-  /// A VWAP following a shared calendar (the engine's).
+  /// A VWAP following a shared calendar (the engine's); call calendar_changed() after changing it.
   explicit Vwap(std::shared_ptr<SessionCalendar> calendar) : calendar_(std::move(calendar)) {
     if (!calendar_) throw std::invalid_argument("calendar must not be null");
   }
@@ -573,18 +608,12 @@ class Vwap {
   }
   /// Add a pre-aggregated notional (sum of price * size) and volume, e.g. of a bar.
   TICKSERVER_INLINE double add(double notional, double volume, std::int64_t ts_event) noexcept {
-    if (!in_session(ts_event)) [[unlikely]] {
-      if (has_session_ && ts_event < start_ && version_ == calendar_->version()) return value();
-      const TimeSpan s = calendar_->session_of(ts_event);
-      if (!has_session_ || s.start != start_) notional_ = volume_ = 0.0;
-      start_ = s.start;
-      end_ = s.end;
-      version_ = calendar_->version();
-      has_session_ = true;
+    if (ts_event >= lo_ && ts_event < hi_) [[likely]] {
+      notional_ += notional;
+      volume_ += volume;
+      return value();
     }
-    notional_ += notional;
-    volume_ += volume;
-    return value();
+    return add_outside(notional, volume, ts_event);
   }
   [[nodiscard]] double peek(double price, double size, std::int64_t ts_event) const noexcept {
     Vwap copy = *this;
@@ -599,20 +628,42 @@ class Vwap {
   /// Follow these session starts instead of UTC midnight (shared with every user of the calendar).
   void set_day_boundaries(std::vector<std::int64_t> starts) {
     calendar_->set_boundaries(std::move(starts));
+    calendar_changed();
+  }
+  /// Look the session up again on the next trade (the calendar changed).
+  void calendar_changed() noexcept {
+    lo_ = kMaxTime;
+    hi_ = kMinTime;
   }
   [[nodiscard]] const SessionCalendar& calendar() const noexcept { return *calendar_; }
-  void reset() noexcept { has_session_ = false; notional_ = volume_ = 0.0; }
+  void reset() noexcept {
+    calendar_changed();
+    has_session_ = false;
+    notional_ = volume_ = 0.0;
+  }
 
  private:
-  [[nodiscard]] bool in_session(std::int64_t ts) const noexcept {
-    return has_session_ && ts >= start_ && ts < end_ && version_ == calendar_->version();
+  // A trade outside the cached session: a new session started, the calendar changed, or the
+  // trade belongs to an earlier session (then it is ignored).
+  TICKSERVER_INLINE double add_outside(double notional, double volume,
+                                       std::int64_t ts_event) noexcept {
+    const TimeSpan s = calendar_->session_of(ts_event);
+    if (has_session_ && s.start < session_start_) return value();
+    if (!has_session_ || s.start != session_start_) notional_ = volume_ = 0.0;
+    has_session_ = true;
+    session_start_ = s.start;
+    lo_ = s.start;
+    hi_ = s.end;
+    notional_ += notional;
+    volume_ += volume;
+    return value();
   }
 
   std::shared_ptr<SessionCalendar> calendar_;
+  std::int64_t lo_ = kMaxTime;  // the cached session [lo_, hi_); empty until the first trade
+  std::int64_t hi_ = kMinTime;
   bool has_session_ = false;
-  std::int64_t start_ = 0;
-  std::int64_t end_ = 0;
-  std::uint64_t version_ = 0;
+  std::int64_t session_start_ = 0;
   double notional_ = 0.0;
   double volume_ = 0.0;
 };

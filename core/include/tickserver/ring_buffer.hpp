@@ -107,6 +107,10 @@ class Ring {
   std::uint64_t pushed_ = 0;
 };
 
+/// Trade flags as stored in a TradeRing column. A distinct type rather than a plain byte: stores
+/// through a character type may alias any object and would pessimise the code around push().
+enum class TradeFlags : std::uint8_t {};
+
 /// One trade as stored in a TradeRing.
 struct TradeRecord {
   std::int64_t ts_event;
@@ -144,19 +148,20 @@ class TradeRing {
     price_ = reinterpret_cast<double*>(p + capacity_ * 8);
     size_ = reinterpret_cast<double*>(p + capacity_ * 16);
     seq_ = reinterpret_cast<std::uint64_t*>(p + capacity_ * 24);
-    flags_ = reinterpret_cast<std::uint8_t*>(p + capacity_ * 32);
+    flags_ = reinterpret_cast<TradeFlags*>(p + capacity_ * 32);
   }
 
   /// Append one trade in O(1). Precondition: allocated().
   void push(std::int64_t ts_event, double price, double size, std::uint64_t seq,
             std::uint8_t flags) noexcept {
     assert(allocated());
-    ts_[head_] = ts_event;
-    price_[head_] = price;
-    size_[head_] = size;
-    seq_[head_] = seq;
-    flags_[head_] = flags;
-    if (++head_ == capacity_) head_ = 0;
+    const std::size_t h = head_;  // a local: the column stores may alias the member
+    ts_[h] = ts_event;
+    price_[h] = price;
+    size_[h] = size;
+    seq_[h] = seq;
+    flags_[h] = static_cast<TradeFlags>(flags);
+    head_ = h + 1 == capacity_ ? 0 : h + 1;
     ++pushed_;
   }
 
@@ -174,7 +179,7 @@ class TradeRing {
     const std::size_t oldest = pushed_ < capacity_ ? 0 : head_;
     std::size_t j = oldest + i;
     if (j >= capacity_) j -= capacity_;
-    return {ts_[j], price_[j], size_[j], seq_[j], flags_[j]};
+    return {ts_[j], price_[j], size_[j], seq_[j], static_cast<std::uint8_t>(flags_[j])};
   }
   /// The newest trade. Precondition: !empty().
   [[nodiscard]] TradeRecord back() const noexcept { return at(size() - 1); }
@@ -188,7 +193,9 @@ class TradeRing {
   [[nodiscard]] const double* price_column() const noexcept { return price_; }
   [[nodiscard]] const double* size_column() const noexcept { return size_; }
   [[nodiscard]] const std::uint64_t* seq_column() const noexcept { return seq_; }
-  [[nodiscard]] const std::uint8_t* flags_column() const noexcept { return flags_; }
+  [[nodiscard]] const std::uint8_t* flags_column() const noexcept {
+    return reinterpret_cast<const std::uint8_t*>(flags_);
+  }
 
   /// Copy the last `n` trades, oldest first, into the given columns; return how many.
   std::size_t copy_last(std::size_t n, std::int64_t* ts_event, double* price, double* size,
@@ -212,7 +219,7 @@ class TradeRing {
     std::copy_n(price_ + from, len, price + to);
     std::copy_n(size_ + from, len, size + to);
     std::copy_n(seq_ + from, len, seq + to);
-    std::copy_n(flags_ + from, len, flags + to);
+    std::copy_n(reinterpret_cast<const std::uint8_t*>(flags_) + from, len, flags + to);
   }
 
   std::size_t capacity_;
@@ -221,7 +228,7 @@ class TradeRing {
   double* price_ = nullptr;
   double* size_ = nullptr;
   std::uint64_t* seq_ = nullptr;
-  std::uint8_t* flags_ = nullptr;
+  TradeFlags* flags_ = nullptr;
   std::size_t head_ = 0;  // slot of the next write
   std::uint64_t pushed_ = 0;
 };

@@ -36,17 +36,24 @@ struct Signal {
 
 namespace rules {
 
-/// Per-symbol rule state; zero-initialised means "nothing observed yet".
-using State = std::uint8_t;
+/// Per-symbol rule state; zero-initialised means "nothing observed yet". An enum rather than a
+/// plain byte: stores through a character type may alias any object, which would make the
+/// compiler reload everything after each rule on the hot path.
+enum class State : std::uint8_t {};
+
+namespace detail {
+[[nodiscard]] constexpr unsigned bits(State s) noexcept { return static_cast<unsigned>(s); }
+[[nodiscard]] constexpr State state(unsigned v) noexcept { return static_cast<State>(v); }
+}  // namespace detail
 
 /// Crossover of a over b. State: 0 unknown, 1 a was above b, 2 a was below b (equality keeps
 /// the previous side, so touching and returning never fires).
 [[nodiscard]] inline int crossover(double a, double b, State& state) noexcept {
   const double d = a - b;
   if (!(d > 0.0) && !(d < 0.0)) return 0;  // NaN or equal
-  const State now = d > 0.0 ? 1 : 2;
-  const State before = state;
-  state = now;
+  const unsigned now = d > 0.0 ? 1 : 2;
+  const unsigned before = detail::bits(state);
+  state = detail::state(now);
   if (before == 2 && now == 1) return 1;
   if (before == 1 && now == 2) return -1;
   return 0;
@@ -57,25 +64,27 @@ using State = std::uint8_t;
 [[nodiscard]] inline int threshold(double a, double above, double below, State& state) noexcept {
   if (std::isnan(a)) return 0;
   int fired = 0;
+  unsigned s = detail::bits(state);
   if (!std::isnan(above)) {
     const bool now = a > above;
-    if ((state & 1) && !(state & 2) && now) fired = -1;
-    state = static_cast<State>((state & ~3) | 1 | (now ? 2 : 0));
+    if ((s & 3u) == 1u && now) fired = -1;
+    s = (s & ~3u) | 1u | (now ? 2u : 0u);
   }
   if (!std::isnan(below)) {
     const bool now = a < below;
-    if ((state & 4) && !(state & 8) && now) fired = 1;
-    state = static_cast<State>((state & ~12) | 4 | (now ? 8 : 0));
+    if ((s & 12u) == 4u && now) fired = 1;
+    s = (s & ~12u) | 4u | (now ? 8u : 0u);
   }
+  state = detail::state(s);
   return fired;
 }
 
 /// Band breakout of `close`. State: 0 unknown, 1 inside, 2 above upper, 3 below lower.
 [[nodiscard]] inline int breakout(double close, double upper, double lower, State& state) noexcept {
   if (std::isnan(close) || std::isnan(upper) || std::isnan(lower)) return 0;
-  const State now = close > upper ? 2 : (close < lower ? 3 : 1);
-  const State before = state;
-  state = now;
+  const unsigned now = close > upper ? 2 : (close < lower ? 3 : 1);
+  const unsigned before = detail::bits(state);
+  state = detail::state(now);
   if (before == 0 || before == now) return 0;
   if (now == 2) return 1;
   if (now == 3) return -1;
