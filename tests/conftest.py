@@ -1,1 +1,26 @@
-"""Shared fixtures."""
+"""Shared fixtures: a factory of real ``tickserver`` subprocesses that are always stopped."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.server import TickServer
+
+
+@pytest.fixture
+def tickserver(tmp_path: Path) -> Iterator[Callable[..., TickServer]]:
+    """Return ``start(args=("run",), config=None, env=None, ...)`` -> a started TickServer."""
+    started: list[TickServer] = []
+
+    def start(*args: Any, wait_ready: bool = True, **kwargs: Any) -> TickServer:
+        srv = TickServer(tmp_path / f"srv{len(started)}", *args, **kwargs)
+        started.append(srv)
+        return srv.start(wait_ready=wait_ready)
+
+    yield start
+    for srv in started:
+        srv.kill()

@@ -95,7 +95,11 @@ class ServerConfig(Section):
     max_query_depth: int = Field(12, ge=1)
     max_aliases: int = Field(30, ge=1)
     max_subscriptions_per_connection: int = Field(64, ge=1)
-    subscriber_queue: int = Field(256, ge=1, description="Messages queued per subscription.")
+    subscription_fanout: bool = Field(
+        True,
+        description="Serve identical subscriptions from one shared execution (false: strawberry "
+        "executes every subscription per subscriber; kept for comparison benchmarks).",
+    )
     ws_heartbeat_s: float = Field(20.0, gt=0)
     shutdown_timeout_s: float = Field(10.0, gt=0)
     static_dir: str | None = Field(None, description="Serve the dashboard from here instead.")
@@ -394,28 +398,37 @@ def load_config(
         cfg = Config.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, origin)) from None
-    _validate_plugin_sections(cfg, origin)
+    validate_source_sections(cfg, origin)
     return cfg
 
 
-def _validate_plugin_sections(cfg: Config, origin: str) -> None:
-    """Validate ``[sources.<name>]`` tables with each source's own model."""
+def validate_source_sections(cfg: Config, origin: str, enabled: list[str] | None = None) -> None:
+    """Validate ``[sources.<name>]`` tables with each source's own model.
+
+    ``enabled`` replaces ``sources.enabled`` (``--source`` on the command line).
+
+    Raises
+    ------
+    ConfigError
+        For an unknown source or a bad key in a source's section.
+    """
     from tickserver.sources import registry
 
     extra = cfg.sources.model_extra or {}
+    enabled = cfg.sources.enabled if enabled is None else enabled
     for name in extra:
         if name not in registry.available():
             raise ConfigError(
                 f"invalid configuration ({origin}):\n  sources.{name}: unknown source; "
                 f"available: {', '.join(sorted(registry.available()))}"
             )
-    for name in cfg.sources.enabled:
+    for name in enabled:
         if name not in registry.available():
             raise ConfigError(
                 f"invalid configuration ({origin}):\n  sources.enabled: unknown source {name!r}; "
                 f"available: {', '.join(sorted(registry.available()))}"
             )
-    for name in set(extra) | set(cfg.sources.enabled):
+    for name in sorted(set(extra) | set(enabled)):
         try:
             registry.get(name).config_model.model_validate(cfg.source_section(name))
         except ValidationError as exc:

@@ -20,6 +20,7 @@ void bind_symbols(nb::module_& m);
 void bind_book(nb::module_& m);
 void bind_indicators(nb::module_& m);
 void bind_engine(nb::module_& m);
+void bind_sim(nb::module_& m);
 
 /// Any CPU array, read-only. Columns are taken as AnyArray and checked by `column<T>` so a
 /// wrong dtype or shape raises an error that names the argument (nanobind's own overload

@@ -7,4 +7,5 @@ NB_MODULE(_core, m) {
   tickserver::py::bind_book(m);
   tickserver::py::bind_indicators(m);
   tickserver::py::bind_engine(m);
+  tickserver::py::bind_sim(m);
 }

@@ -1,0 +1,179 @@
+"""Composition root: ``build_app(cfg)`` wires every component into one aiohttp application.
+
+Components are cleanup contexts registered in the order bus → sinks → engine → sources, so
+startup brings sinks up before anything flows and shutdown stops sources first, then the
+engine (closing forming bars), and flushes sinks last.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+import os
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from tickserver.bus import Bus
+from tickserver.component import Component, Health
+from tickserver.config import Config
+from tickserver.engine import Engine
+from tickserver.metrics import Metrics
+from tickserver.sinks.base import Sink, SinkContext
+from tickserver.sources import registry
+from tickserver.sources.base import Source, SourceContext
+from tickserver.symbols import Symbols
+
+log = logging.getLogger(__name__)
+
+# (name, module, enabled?) — each module exposes ``create(ctx: SinkContext) -> Sink``.
+SINKS: list[tuple[str, str, Callable[[Config], bool]]] = [
+    ("store", "tickserver.sinks.store", lambda c: c.store.enabled),
+    ("kafka", "tickserver.sinks.kafka", lambda c: c.kafka.enabled),
+    ("cloudwatch", "tickserver.sinks.cloudwatch", lambda c: c.cloudwatch.enabled),
+]
+
+
+@dataclass
+class AppState:
+    """Everything the routes and resolvers need, stored under ``APP_STATE``."""
+
+    config: Config
+    bus: Bus
+    symbols: Symbols
+    metrics: Metrics
+    engine: Engine
+    sources: list[Source]
+    sinks: list[Sink]
+    token: str | None
+    started_at: float = field(default_factory=time.monotonic)
+    started_wall_ns: int = field(default_factory=time.time_ns)
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def components(self) -> list[Component]:
+        """Every component, in start order."""
+        return [*self.sinks, self.engine, *self.sources]
+
+    def healths(self) -> list[Health]:
+        """Health of every component."""
+        return [c.health() for c in self.components()]
+
+    def readiness(self) -> tuple[bool, list[str]]:
+        """Ready when every source delivers and every sink is healthy; else the reasons."""
+        reasons = []
+        for h in self.healths():
+            if not h.ready:
+                reasons.append(
+                    f"{h.kind} {h.name}: {h.state}" + (f" ({h.reason})" if h.reason else "")
+                )
+        return not reasons, reasons
+
+    def uptime_s(self) -> float:
+        """Seconds since the app was built."""
+        return time.monotonic() - self.started_at
+
+
+APP_STATE = web.AppKey("tickserver_state", AppState)
+
+
+def _component_ctx(
+    component: Component,
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def ctx(_app: web.Application) -> AsyncIterator[None]:
+        await component.start()
+        try:
+            yield
+        finally:
+            try:
+                await component.stop()
+            except Exception:
+                log.exception("stopping %s failed", component.name)
+
+    return ctx
+
+
+def build_sinks(cfg: Config, ctx: SinkContext) -> list[Sink]:
+    """Create the enabled sinks."""
+    sinks: list[Sink] = []
+    for name, module, enabled in SINKS:
+        if not enabled(cfg):
+            continue
+        if importlib.util.find_spec(module) is None:
+            raise RuntimeError(f"sink {name!r} is enabled but {module} is not installed")
+        sinks.append(importlib.import_module(module).create(ctx))
+    return sinks
+
+
+def build_sources(cfg: Config, ctx: SourceContext, names: list[str] | None = None) -> list[Source]:
+    """Create the enabled sources (``names`` overrides ``sources.enabled``)."""
+    out = []
+    for name in names or cfg.sources.enabled:
+        plugin = registry.get(name)
+        section = plugin.config_model.model_validate(cfg.source_section(name))
+        out.append(plugin.factory(ctx, section))
+    return out
+
+
+def build_app(
+    cfg: Config,
+    *,
+    source_names: list[str] | None = None,
+    symbols_override: list[str] | None = None,
+    extra_sources: list[Callable[[SourceContext], Source]] | None = None,
+) -> web.Application:
+    """Build the application: components, routes, GraphQL.
+
+    Parameters
+    ----------
+    cfg
+        The configuration tree.
+    source_names
+        Run these sources instead of ``sources.enabled`` (``--source``).
+    symbols_override
+        Symbols for the sources instead of their configured ones (``--symbols``).
+    extra_sources
+        Factories of additional sources (used by ``tickserver replay``).
+    """
+    from tickserver.api import http
+
+    metrics = Metrics()
+    bus = Bus(default_maxsize=cfg.bus.subscriber_maxsize)
+    symbols = Symbols(cfg.market.symbols)
+    sink_ctx = SinkContext(config=cfg, bus=bus, symbols=symbols, metrics=metrics)
+    src_ctx = SourceContext(
+        config=cfg,
+        bus=bus,
+        symbols=symbols,
+        metrics=metrics,
+        symbols_override=tuple(symbols_override) if symbols_override else None,
+    )
+    sinks = build_sinks(cfg, sink_ctx)
+    sources = build_sources(cfg, src_ctx, source_names) if source_names != [] else []
+    for factory in extra_sources or []:
+        sources.append(factory(src_ctx))
+    live = any(s.live for s in sources) or not sources
+    engine = Engine(cfg, bus, symbols, metrics, live_clock=live)
+    token = os.environ.get(cfg.server.auth_token_env) or None
+
+    state = AppState(
+        config=cfg,
+        bus=bus,
+        symbols=symbols,
+        metrics=metrics,
+        engine=engine,
+        sources=sources,
+        sinks=sinks,
+        token=token,
+    )
+    app = http.create_web_app(state)
+    app[APP_STATE] = state
+    for sink in sinks:
+        app.cleanup_ctx.append(_component_ctx(sink))
+    app.cleanup_ctx.append(_component_ctx(engine))
+    for src in sources:
+        app.cleanup_ctx.append(_component_ctx(src))
+    return app
