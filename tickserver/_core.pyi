@@ -631,7 +631,7 @@ class Engine:
 
     def book_stats(self, symbol_id: int) -> dict[str, int | float]:
         """
-        Top-of-book figures (NaN where a side is empty), depths, last_seq, gaps, tick_size.
+        Best bid_px/bid_sz/ask_px/ask_sz, mid, spread, microprice, imbalance (NaN where a side is empty), bid_depth, ask_depth, last_seq, gaps, tick_size.
         """
 
     def set_tick_size(self, symbol_id: int, tick_size: float) -> None:
@@ -659,3 +659,27 @@ class Engine:
     @property
     def symbol_count(self) -> int:
         """Symbols the engine holds state for."""
+
+class MarketSim:
+    """Deterministic simulated market: trades and consistent L2 deltas."""
+
+    def __init__(self, seed: int, symbol_ids: Sequence[int], prices: Sequence[float], tick_sizes: Sequence[float], trade_prob: float = 0.25, move_prob: float = 0.1, tick_vol: float = 1.0, vol_persistence: float = 0.995, vol_of_vol: float = 0.08, jump_prob: float = 0.0005, jump_ticks: float = 12.0, levels: int = 10, lot: float = 100.0) -> None: ...
+
+    def generate(self, n: int, ts_start: int, ts_step: int) -> tuple[dict, dict]:
+        """
+        Generate ``n`` events stamped ``ts_start + j * ts_step``; return ``(trades, deltas)``
+        as dicts of numpy columns. Deltas carry per-symbol book sequence numbers.
+        """
+
+    def book(self, index: int) -> tuple[Annotated[NDArray[numpy.float64], dict(shape=(None,))], Annotated[NDArray[numpy.float64], dict(shape=(None,))], Annotated[NDArray[numpy.float64], dict(shape=(None,))], Annotated[NDArray[numpy.float64], dict(shape=(None,))]]:
+        """
+        Current book of the ``index``-th symbol as ``(bid_px, bid_sz, ask_px, ask_sz)``,
+        best first (a snapshot the following deltas build on).
+        """
+
+    def book_seq(self, index: int) -> int:
+        """
+        Book sequence number of the last delta generated for the ``index``-th symbol.
+        """
+
+    def __len__(self) -> int: ...

@@ -532,10 +532,10 @@ void bind_engine(nb::module_& m) {
           [](PyEngine& pe, std::uint32_t sym) {
             const OrderBook& b = pe.ready().book(sym);
             nb::dict d;
-            d["best_bid_px"] = b.best_bid_px();
-            d["best_bid_sz"] = b.best_bid_sz();
-            d["best_ask_px"] = b.best_ask_px();
-            d["best_ask_sz"] = b.best_ask_sz();
+            d["bid_px"] = b.best_bid_px();
+            d["bid_sz"] = b.best_bid_sz();
+            d["ask_px"] = b.best_ask_px();
+            d["ask_sz"] = b.best_ask_sz();
             d["mid"] = b.mid();
             d["spread"] = b.spread();
             d["microprice"] = b.microprice();
@@ -549,7 +549,8 @@ void bind_engine(nb::module_& m) {
           },
           nb::arg("symbol_id"),
           nb::sig("def book_stats(self, symbol_id: int) -> dict[str, int | float]"),
-          "Top-of-book figures (NaN where a side is empty), depths, last_seq, gaps, tick_size.")
+          "Best bid_px/bid_sz/ask_px/ask_sz, mid, spread, microprice, imbalance (NaN where a "
+          "side is empty), bid_depth, ask_depth, last_seq, gaps, tick_size.")
       .def(
           "set_tick_size",
           [](PyEngine& pe, std::uint32_t sym, double tick_size) {

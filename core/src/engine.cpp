@@ -101,13 +101,9 @@ Engine::Engine(const SymbolRegistry& registry, EngineConfig config)
   }
   n_intervals_ = intervals_.size();
 
-  // One bank plan per interval (tick first), indicators in configuration order.
-  std::vector<std::string_view> names;
+  // One bank plan per interval (tick first), indicators in configuration order. Names are
+  // unique per interval (the same indicator may run at several intervals).
   for (const IndicatorSpec& s : config_.indicators) {
-    if (std::find(names.begin(), names.end(), s.name) != names.end()) {
-      throw std::invalid_argument("duplicate indicator name '" + s.name + "'");
-    }
-    names.push_back(s.name);
     if (s.interval != 0 &&
         std::find(intervals_.begin(), intervals_.end(), s.interval) == intervals_.end()) {
       throw std::invalid_argument("indicator '" + s.name + "' has interval " +

@@ -333,7 +333,7 @@ def test_book_deltas_report_changed_tops_once_and_unknown_symbols() -> None:
     stats = e.book_stats(0)
     assert stats["mid"] == pytest.approx(10.25)
     assert stats["bid_depth"] == 1
-    assert np.isnan(e.book_stats(1)["best_ask_px"])
+    assert np.isnan(e.book_stats(1)["ask_px"])
 
 
 def test_quotes_replace_the_book_with_one_level_per_side() -> None:
@@ -368,7 +368,7 @@ def test_book_snapshot_raises_book_error_and_leaves_the_book_unchanged() -> None
     # Act / Assert
     with pytest.raises(_core.BookError, match="cross"):
         e.book_snapshot(0, np.array([10.3]), np.array([1.0]), np.array([10.2]), np.array([1.0]))
-    assert e.book_stats(0)["best_bid_px"] == 10.0
+    assert e.book_stats(0)["bid_px"] == 10.0
 
 
 def test_configuration_errors_name_what_is_wrong() -> None:
@@ -413,3 +413,17 @@ def test_counters_intervals_and_memory_describe_the_engine() -> None:
     assert e.counters()["trades"] == 100
     assert e.memory_bytes() >= 2 * 1000 * 33
     assert e.trade_count(0) + e.trade_count(1) == 100
+
+
+def test_one_indicator_name_may_run_at_several_intervals() -> None:
+    # Arrange
+    specs = [
+        _core.IndicatorSpec("ema12", "ema", 0, period=12),
+        _core.IndicatorSpec("ema12", "ema", M, period=12),
+    ]
+    rule = _core.RuleSpec("x", "crossover", M, a="close", b="ema12")
+    # Act
+    e = engine(indicators=specs, rules=[rule])
+    # Assert
+    assert e.indicator_names(0) == ["ema12"]
+    assert e.indicator_names(M) == ["ema12"]
