@@ -7,6 +7,7 @@
 #include <limits>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 namespace tickserver {
 
@@ -217,6 +218,7 @@ TICKSERVER_INLINE TradeReject Engine::check(SymbolId symbol_id, double price,
 void Engine::emit_signals(std::size_t n, SymbolId symbol_id, std::int64_t ts) {
   for (std::size_t i = 0; i < n; ++i) {
     pending_.push_back({ts, symbol_id, fired_[i].id, fired_[i].direction, fired_[i].value});
+    signal_rows_.push_back(row_);
   }
   counters_.signals += n;
 }
@@ -224,12 +226,7 @@ void Engine::emit_signals(std::size_t n, SymbolId symbol_id, std::int64_t ts) {
 void Engine::flush_signals(IngestResult& out) {
   if (pending_.empty()) return;
   SignalColumns& sc = out.signals;
-  const std::size_t n = sc.size() + pending_.size();
-  sc.rule_id.reserve(n);
-  sc.symbol_id.reserve(n);
-  sc.ts_event.reserve(n);
-  sc.direction.reserve(n);
-  sc.value.reserve(n);
+  // No exact reserve(): a result appended to by many calls must keep geometric growth.
   for (const Signal& g : pending_) {
     sc.rule_id.push_back(g.rule_id);
     sc.symbol_id.push_back(g.symbol_id);
@@ -238,6 +235,7 @@ void Engine::flush_signals(IngestResult& out) {
     sc.value.push_back(g.value);
   }
   pending_.clear();
+  signal_rows_.clear();
 }
 
 // Inlined into the per-CPU clones of on_trades/on_trade. Firings are collected branch-free and
@@ -283,6 +281,7 @@ void Engine::on_bar_close(SymbolState& st, SymbolId symbol_id, std::size_t k, co
   b.volume.push_back(bar.volume);
   b.vwap.push_back(bar.vwap());
   b.trades.push_back(bar.trades);
+  bar_rows_.push_back(row_);
   ++counters_.bars;
 
   const std::size_t bank_idx = k + 1;
@@ -298,6 +297,7 @@ void Engine::on_bar_close(SymbolState& st, SymbolId symbol_id, std::size_t k, co
       ic.ts_event.push_back(bar.ts_open);
       ic.output_id.push_back(static_cast<std::uint16_t>(o));
       ic.value.push_back(v[o]);
+      indicator_rows_.push_back(row_);
       ++counters_.indicator_values;
     }
   }
@@ -356,6 +356,12 @@ TICKSERVER_HOT_CLONES void Engine::on_trades(std::span<const SymbolId> symbol_id
   if (size.size() != n) length_mismatch("size", size.size(), n);
   if (seq.size() != n) length_mismatch("seq", seq.size(), n);
   if (flags.size() != n) length_mismatch("flags", flags.size(), n);
+  // Grouping pays off once a batch holds many trades per symbol; its per-call cost is
+  // O(symbols), hence the second condition.
+  if (n >= 512 && n >= n_syms_ && n_syms_ > 1 && n <= 0xFFFFFFFFu) {
+    on_trades_grouped(symbol_id, ts_event, price, size, seq, flags, out);
+    return;
+  }
   for (std::size_t i = 0; i < n; ++i) {
     const TradeReject r = check(symbol_id[i], price[i], size[i]);
     if (r != TradeReject::Ok) [[unlikely]] {
@@ -367,6 +373,127 @@ TICKSERVER_HOT_CLONES void Engine::on_trades(std::span<const SymbolId> symbol_id
     process_trade(symbol_id[i], ts_event[i], price[i], size[i], seq[i], flags[i], out);
   }
   flush_signals(out);
+  bar_rows_.clear();
+  indicator_rows_.clear();
+}
+
+TICKSERVER_HOT_CLONES void Engine::on_trades_grouped(std::span<const SymbolId> symbol_id,
+                                                     std::span<const std::int64_t> ts_event,
+                                                     std::span<const double> price,
+                                                     std::span<const double> size,
+                                                     std::span<const std::uint64_t> seq,
+                                                     std::span<const std::uint8_t> flags,
+                                                     IngestResult& out) {
+  const std::size_t n = symbol_id.size();
+  // Pass 1: validate in row order; count the valid rows of each symbol.
+  group_start_.assign(n_syms_ + 1, 0);
+  std::uint32_t* start = group_start_.data();
+  std::size_t distinct = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const TradeReject r = check(symbol_id[i], price[i], size[i]);
+    if (r != TradeReject::Ok) [[unlikely]] {
+      out.rejected.push_back(static_cast<std::int64_t>(i));
+      out.reject_reason.push_back(static_cast<std::uint8_t>(r));
+      ++counters_.trades_rejected;
+      continue;
+    }
+    distinct += start[symbol_id[i] + 1]++ == 0;
+  }
+  // Pass 2: stable partition of the valid rows by symbol into scratch columns. Reads are
+  // sequential and each write goes to one of the symbols' bucket tails, which stay in cache;
+  // reading the input in symbol order instead would miss the cache on every row.
+  for (std::size_t s = 0; s < n_syms_; ++s) start[s + 1] += start[s];
+  const std::size_t valid = start[n_syms_];
+  g_row_.resize(valid);
+  g_sym_.resize(valid);
+  g_ts_.resize(valid);
+  g_px_.resize(valid);
+  g_sz_.resize(valid);
+  g_seq_.resize(valid);
+  g_flags_.resize(valid);
+  for (std::size_t i = 0; i < n; ++i) {
+    const SymbolId sid = symbol_id[i];
+    if (check(sid, price[i], size[i]) != TradeReject::Ok) continue;
+    const std::uint32_t j = start[sid]++;
+    g_row_[j] = static_cast<std::uint32_t>(i);
+    g_sym_[j] = sid;
+    g_ts_[j] = ts_event[i];
+    g_px_[j] = price[i];
+    g_sz_[j] = size[i];
+    g_seq_[j] = seq[i];
+    g_flags_[j] = flags[i];
+  }
+  // Pass 3: process symbol by symbol.
+  const std::size_t bars0 = out.bars.size();
+  const std::size_t ind0 = out.indicators.size();
+  for (std::size_t j = 0; j < valid; ++j) {
+    row_ = g_row_[j];
+    process_trade(g_sym_[j], g_ts_[j], g_px_[j], g_sz_[j], g_seq_[j], g_flags_[j], out);
+  }
+  if (distinct > 1) restore_row_order(out, bars0, ind0);
+  flush_signals(out);
+  bar_rows_.clear();
+  indicator_rows_.clear();
+  row_ = 0;
+}
+
+namespace {
+
+/// Indices 0..n-1 stably sorted by tags[i] (row indices < 2^32): LSD radix sort, 2 x 16 bits.
+std::vector<std::uint32_t> order_by(const std::vector<std::int64_t>& tags) {
+  const std::size_t n = tags.size();
+  std::vector<std::uint64_t> a(n), b(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    a[i] = (static_cast<std::uint64_t>(tags[i]) << 32) | static_cast<std::uint64_t>(i);
+  }
+  std::vector<std::size_t> count(1 << 16);
+  for (const unsigned shift : {32u, 48u}) {
+    std::fill(count.begin(), count.end(), 0);
+    for (const std::uint64_t k : a) ++count[(k >> shift) & 0xFFFF];
+    std::size_t sum = 0;
+    for (std::size_t& c : count) sum += std::exchange(c, sum);
+    for (const std::uint64_t k : a) b[count[(k >> shift) & 0xFFFF]++] = k;
+    a.swap(b);
+  }
+  std::vector<std::uint32_t> order(n);
+  for (std::size_t i = 0; i < n; ++i) order[i] = static_cast<std::uint32_t>(a[i]);
+  return order;
+}
+
+template <typename T>
+void permute(std::vector<T>& v, std::size_t from, const std::vector<std::uint32_t>& order) {
+  std::vector<T> tmp(order.size());
+  for (std::size_t k = 0; k < order.size(); ++k) tmp[k] = v[from + order[k]];
+  std::copy(tmp.begin(), tmp.end(), v.begin() + static_cast<std::ptrdiff_t>(from));
+}
+
+}  // namespace
+
+void Engine::restore_row_order(IngestResult& out, std::size_t bars0, std::size_t indicators0) {
+  if (!bar_rows_.empty()) {
+    const auto order = order_by(bar_rows_);
+    BarColumns& b = out.bars;
+    permute(b.interval, bars0, order);
+    permute(b.symbol_id, bars0, order);
+    permute(b.ts_event, bars0, order);
+    permute(b.open, bars0, order);
+    permute(b.high, bars0, order);
+    permute(b.low, bars0, order);
+    permute(b.close, bars0, order);
+    permute(b.volume, bars0, order);
+    permute(b.vwap, bars0, order);
+    permute(b.trades, bars0, order);
+  }
+  if (!indicator_rows_.empty()) {
+    const auto order = order_by(indicator_rows_);
+    IndicatorColumns& c = out.indicators;
+    permute(c.interval, indicators0, order);
+    permute(c.symbol_id, indicators0, order);
+    permute(c.ts_event, indicators0, order);
+    permute(c.output_id, indicators0, order);
+    permute(c.value, indicators0, order);
+  }
+  if (!signal_rows_.empty()) permute(pending_, 0, order_by(signal_rows_));
 }
 
 TICKSERVER_HOT_CLONES TradeReject Engine::on_trade(SymbolId symbol_id, std::int64_t ts_event,
@@ -379,6 +506,8 @@ TICKSERVER_HOT_CLONES TradeReject Engine::on_trade(SymbolId symbol_id, std::int6
   }
   process_trade(symbol_id, ts_event, price, size, seq, flags, out);
   flush_signals(out);
+  bar_rows_.clear();
+  indicator_rows_.clear();
   return TradeReject::Ok;
 }
 
@@ -395,6 +524,8 @@ void Engine::advance(std::int64_t now, IngestResult& out) {
     }
   }
   flush_signals(out);
+  bar_rows_.clear();
+  indicator_rows_.clear();
 }
 
 void Engine::touch_book(SymbolState& st, SymbolId symbol_id, BookResult& /*out*/) noexcept {

@@ -246,6 +246,15 @@ class Engine {
   void emit_signals(std::size_t n, SymbolId symbol_id, std::int64_t ts);
   /// Move the signals buffered during a call into the result's columns.
   void flush_signals(IngestResult& out);
+  /// on_trades for a large batch of several symbols: rows are partitioned by symbol (stable),
+  /// each symbol's run is processed with its state hot in cache, and the outputs are put back
+  /// in row order. Results are identical to row-by-row processing.
+  void on_trades_grouped(std::span<const SymbolId> symbol_id,
+                         std::span<const std::int64_t> ts_event, std::span<const double> price,
+                         std::span<const double> size, std::span<const std::uint64_t> seq,
+                         std::span<const std::uint8_t> flags, IngestResult& out);
+  /// Put the outputs appended since the given sizes back in row order (row tags below).
+  void restore_row_order(IngestResult& out, std::size_t bars0, std::size_t indicators0);
   [[nodiscard]] std::size_t bank_index(std::int64_t interval) const;
   [[nodiscard]] SymbolState& state(SymbolId symbol_id) const;
   void touch_book(SymbolState& st, SymbolId symbol_id, BookResult& out) noexcept;
@@ -262,6 +271,17 @@ class Engine {
   std::vector<RuleGroup> rules_;  // per bank
   std::vector<Fired> fired_;      // scratch: one slot per rule
   std::vector<Signal> pending_;   // signals of the current call, as records until flush_signals
+  // Row tags of the outputs of the current call (used to restore row order after grouping).
+  std::int64_t row_ = 0;
+  std::vector<std::int64_t> bar_rows_, indicator_rows_, signal_rows_;
+  // Scratch of on_trades_grouped: the valid rows, partitioned by symbol.
+  std::vector<std::uint32_t> group_start_;
+  std::vector<std::uint32_t> g_row_;
+  std::vector<SymbolId> g_sym_;
+  std::vector<std::int64_t> g_ts_;
+  std::vector<double> g_px_, g_sz_;
+  std::vector<std::uint64_t> g_seq_;
+  std::vector<std::uint8_t> g_flags_;
   bool tick_work_ = false;       // tick indicators or tick rules exist
   std::vector<std::string> rule_names_;
   std::vector<std::unique_ptr<SymbolState>> syms_;
