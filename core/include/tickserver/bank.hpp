@@ -1,6 +1,7 @@
-// Indicator banks: every indicator of one interval for one symbol, grouped by type (no virtual
-// dispatch), with their outputs in one flat array. Indicators that need the same rolling window
-// (SMA, BBANDS, STDDEV and ZSCORE of one period) share a single RollingMoments.
+// Indicator banks: every indicator of one symbol at one interval, grouped by type, flat outputs.
+//
+// No virtual dispatch; indicators that need the same rolling window (SMA, BBANDS, STDDEV and
+// ZSCORE of one period) share a single RollingMoments.
 #pragma once
 
 #include <cmath>

@@ -1,5 +1,4 @@
-// Time bars: OHLCV, VWAP and trade count per interval, with a readable forming bar, a late-trade
-// policy that never rewrites a closed bar, and daily bars aligned to optional session starts.
+// Time bars per interval: OHLCV, VWAP, trade count, a forming bar and the late-trade policy.
 #pragma once
 
 #include <algorithm>

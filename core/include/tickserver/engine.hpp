@@ -1,5 +1,4 @@
-// The engine: per-symbol trade rings, L2 books, bars per interval, indicator banks and signal
-// rules, fed by columnar batches and producing columnar bars, signals and indicator values.
+// The engine: per-symbol rings, books, bars, indicators and rules fed by columnar batches.
 #pragma once
 
 #include <cstddef>

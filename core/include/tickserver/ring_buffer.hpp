@@ -1,4 +1,4 @@
-// Fixed-capacity, overwrite-oldest ring buffers: a columnar per-symbol trade ring and a ring of records.
+// Fixed-capacity, overwrite-oldest ring buffers: the columnar per-symbol trade ring, and bars.
 #pragma once
 
 #include <algorithm>
