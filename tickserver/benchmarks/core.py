@@ -617,4 +617,6 @@ _NOTES = [
     "talib-stream 7 (no vwap/zscore), talipp 8 (no zscore), nautilus 7 (no stddev/zscore)",
     "nautilus MACD has no signal line and its RSI smooths with an EMA (not Wilder); "
     "talipp is pure Python",
+    "all-in-<N>sym: the same all-in work over N symbols in random order, one batch (the engine "
+    "partitions a large batch by symbol, docs/decisions/0013)",
 ]
