@@ -3,6 +3,8 @@
 #include <nanobind/stl/tuple.h>
 
 #include <cstdint>
+#include <memory>
+#include <span>
 #include <tuple>
 #include <utility>
 #include <vector>
@@ -29,7 +31,24 @@ struct Py : T {
 using Triple = std::tuple<double, double, double>;
 using ArrayTriple = std::tuple<Out1D<double>, Out1D<double>, Out1D<double>>;
 
-std::vector<double> output_for(std::span<const double> x) { return std::vector<double>(x.size()); }
+/// An output column allocated without zero-filling (every element is written by the kernel),
+/// handed to numpy without a copy.
+class Output {
+ public:
+  explicit Output(std::size_t n) : data_(new double[n]), n_(n) {}
+  operator std::span<double>() noexcept { return {data_.get(), n_}; }
+  Out1D<double> to_numpy() && {
+    double* raw = data_.release();
+    nb::capsule owner(raw, [](void* p) noexcept { delete[] static_cast<double*>(p); });
+    return Out1D<double>(raw, {n_}, owner);
+  }
+
+ private:
+  std::unique_ptr<double[]> data_;
+  std::size_t n_;
+};
+
+Output output_for(std::span<const double> x) { return Output(x.size()); }
 
 template <typename T>
 void bind_single_input(nb::module_& m, const char* name, const char* doc) {
@@ -53,13 +72,13 @@ void bind_single_input(nb::module_& m, const char* name, const char* doc) {
           "update_many",
           [](Py<T>& s, const AnyArray& xa) {
             const auto x = column<double>(xa, "x");
-            std::vector<double> out = output_for(x);
+            Output out = output_for(x);
             {
               BusyGuard guard(s.busy, kWhat);
               nb::gil_scoped_release release;
               update_many(static_cast<T&>(s), x, out);
             }
-            return to_numpy(std::move(out));
+            return std::move(out).to_numpy();
           },
           nb::arg("x").noconvert(),
           "Commit every input in order (GIL released); return the outputs, one per input.")
@@ -115,14 +134,14 @@ void bind_indicators(nb::module_& m) {
           "update_many",
           [](Py<Macd>& s, const AnyArray& xa) {
             const auto x = column<double>(xa, "x");
-            std::vector<double> a = output_for(x), b = output_for(x), c = output_for(x);
+            Output a = output_for(x), b = output_for(x), c = output_for(x);
             {
               BusyGuard guard(s.busy, kWhat);
               nb::gil_scoped_release release;
               update_many(static_cast<Macd&>(s), x, a, b, c);
             }
-            return ArrayTriple{to_numpy(std::move(a)), to_numpy(std::move(b)),
-                               to_numpy(std::move(c))};
+            return ArrayTriple{std::move(a).to_numpy(), std::move(b).to_numpy(),
+                               std::move(c).to_numpy()};
           },
           nb::arg("x").noconvert(),
           "Commit every input (GIL released); return ``(macd, signal, hist)`` arrays.")
@@ -165,14 +184,14 @@ void bind_indicators(nb::module_& m) {
           "update_many",
           [](Py<BBands>& s, const AnyArray& xa) {
             const auto x = column<double>(xa, "x");
-            std::vector<double> a = output_for(x), b = output_for(x), c = output_for(x);
+            Output a = output_for(x), b = output_for(x), c = output_for(x);
             {
               BusyGuard guard(s.busy, kWhat);
               nb::gil_scoped_release release;
               update_many(static_cast<BBands&>(s), x, a, b, c);
             }
-            return ArrayTriple{to_numpy(std::move(a)), to_numpy(std::move(b)),
-                               to_numpy(std::move(c))};
+            return ArrayTriple{std::move(a).to_numpy(), std::move(b).to_numpy(),
+                               std::move(c).to_numpy()};
           },
           nb::arg("x").noconvert(),
           "Commit every input (GIL released); return ``(upper, middle, lower)`` arrays.")
@@ -216,13 +235,13 @@ void bind_indicators(nb::module_& m) {
             const auto c = column<double>(ca, "close");
             check_len("low", l.size(), h.size());
             check_len("close", c.size(), h.size());
-            std::vector<double> out = output_for(h);
+            Output out = output_for(h);
             {
               BusyGuard guard(s.busy, kWhat);
               nb::gil_scoped_release release;
               update_many(static_cast<Atr&>(s), h, l, c, out);
             }
-            return to_numpy(std::move(out));
+            return std::move(out).to_numpy();
           },
           nb::arg("high").noconvert(), nb::arg("low").noconvert(), nb::arg("close").noconvert(),
           "Commit every bar (GIL released); return the outputs.")
@@ -264,13 +283,13 @@ void bind_indicators(nb::module_& m) {
             const auto t = column<std::int64_t>(ta, "ts_event");
             check_len("size", q.size(), p.size());
             check_len("ts_event", t.size(), p.size());
-            std::vector<double> out = output_for(p);
+            Output out = output_for(p);
             {
               BusyGuard guard(s.busy, kWhat);
               nb::gil_scoped_release release;
               update_many(static_cast<Vwap&>(s), p, q, t, out);
             }
-            return to_numpy(std::move(out));
+            return std::move(out).to_numpy();
           },
           nb::arg("price").noconvert(), nb::arg("size").noconvert(),
           nb::arg("ts_event").noconvert(), "Commit every trade (GIL released); return the outputs.")

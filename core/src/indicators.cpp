@@ -27,13 +27,13 @@ TICKSERVER_HOT_CLONES void update_many(Sma& ind, std::span<const double> x,
 TICKSERVER_HOT_CLONES void update_many(Ema& ind, std::span<const double> x,
                                        std::span<double> out) noexcept {
   assert(out.size() == x.size());
-  run(ind, x.data(), out.data(), x.size());
+  ind.run(x.data(), out.data(), x.size());
 }
 
 TICKSERVER_HOT_CLONES void update_many(Rsi& ind, std::span<const double> x,
                                        std::span<double> out) noexcept {
   assert(out.size() == x.size());
-  run(ind, x.data(), out.data(), x.size());
+  ind.run(x.data(), out.data(), x.size());
 }
 
 TICKSERVER_HOT_CLONES void update_many(StdDev& ind, std::span<const double> x,
@@ -50,17 +50,6 @@ TICKSERVER_HOT_CLONES void update_many(ZScore& ind, std::span<const double> x,
 
 namespace {
 
-TICKSERVER_INLINE void run_macd(Macd& __restrict ind, const double* __restrict x,
-                                double* __restrict macd, double* __restrict signal,
-                                double* __restrict hist, std::size_t n) noexcept {
-  for (std::size_t i = 0; i < n; ++i) {
-    const MacdValue v = ind.update(x[i]);
-    macd[i] = v.macd;
-    signal[i] = v.signal;
-    hist[i] = v.hist;
-  }
-}
-
 TICKSERVER_INLINE void run_bbands(BBands& __restrict ind, const double* __restrict x,
                                   double* __restrict upper, double* __restrict middle,
                                   double* __restrict lower, std::size_t n) noexcept {
@@ -70,12 +59,6 @@ TICKSERVER_INLINE void run_bbands(BBands& __restrict ind, const double* __restri
     middle[i] = b.middle;
     lower[i] = b.lower;
   }
-}
-
-TICKSERVER_INLINE void run_atr(Atr& __restrict ind, const double* __restrict high,
-                               const double* __restrict low, const double* __restrict close,
-                               double* __restrict out, std::size_t n) noexcept {
-  for (std::size_t i = 0; i < n; ++i) out[i] = ind.update(high[i], low[i], close[i]);
 }
 
 TICKSERVER_INLINE void run_vwap(Vwap& __restrict ind, const double* __restrict price,
@@ -91,7 +74,7 @@ TICKSERVER_HOT_CLONES void update_many(Macd& ind, std::span<const double> x,
                                        std::span<double> macd, std::span<double> signal,
                                        std::span<double> hist) noexcept {
   assert(macd.size() == x.size() && signal.size() == x.size() && hist.size() == x.size());
-  run_macd(ind, x.data(), macd.data(), signal.data(), hist.data(), x.size());
+  ind.run(x.data(), macd.data(), signal.data(), hist.data(), x.size());
 }
 
 TICKSERVER_HOT_CLONES void update_many(BBands& ind, std::span<const double> x,
@@ -106,7 +89,7 @@ TICKSERVER_HOT_CLONES void update_many(Atr& ind, std::span<const double> high,
                                        std::span<const double> close,
                                        std::span<double> out) noexcept {
   assert(low.size() == high.size() && close.size() == high.size() && out.size() == high.size());
-  run_atr(ind, high.data(), low.data(), close.data(), out.data(), high.size());
+  ind.run(high.data(), low.data(), close.data(), out.data(), high.size());
 }
 
 TICKSERVER_HOT_CLONES void update_many(Vwap& ind, std::span<const double> price,

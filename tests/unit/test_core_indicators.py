@@ -234,17 +234,50 @@ def test_single_tick_is_nan_unless_the_period_is_one(period: int) -> None:
     assert_matches(np.array([ema]), talib.EMA(x, timeperiod=period))
 
 
-def test_update_many_equals_repeated_update() -> None:
-    # Arrange
+MANY: dict[
+    str, tuple[Callable[[], Any], Callable[[Any, Array], Any], Callable[[Any, float], Any]]
+] = {
+    "sma": (lambda: _core.Sma(7), lambda o, x: o.update_many(x), lambda o, v: o.update(v)),
+    "ema": (lambda: _core.Ema(7), lambda o, x: o.update_many(x), lambda o, v: o.update(v)),
+    "rsi": (lambda: _core.Rsi(7), lambda o, x: o.update_many(x), lambda o, v: o.update(v)),
+    "macd": (lambda: _core.Macd(3, 8, 4), lambda o, x: o.update_many(x), lambda o, v: o.update(v)),
+    "bbands": (
+        lambda: _core.BBands(7, 2.0),
+        lambda o, x: o.update_many(x),
+        lambda o, v: o.update(v),
+    ),
+    "atr": (
+        lambda: _core.Atr(7),
+        lambda o, x: o.update_many(x * 1.001, x * 0.999, x),
+        lambda o, v: o.update(v * 1.001, v * 0.999, v),
+    ),
+    "stddev": (lambda: _core.StdDev(7), lambda o, x: o.update_many(x), lambda o, v: o.update(v)),
+    "zscore": (lambda: _core.ZScore(7), lambda o, x: o.update_many(x), lambda o, v: o.update(v)),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(MANY))
+@pytest.mark.parametrize("split", [0, 1, 5, 9, 300])
+def test_update_many_equals_repeated_update(kind: str, split: int) -> None:
+    # Arrange: a batch that starts after `split` single updates (warm-up crossed in either)
+    make, many, one = MANY[kind]
     x = walk(11, 500)
-    a, b = _core.Rsi(14), _core.Rsi(14)
+    a, b = make(), make()
+    for v in x[:split]:
+        one(a, float(v))
     # Act
-    batch = a.update_many(x)
-    single = np.array([b.update(v) for v in x])
+    batch = many(a, x[split:])
+    single = [one(b, float(v)) for v in x][split:]
     # Assert
-    np.testing.assert_array_equal(batch, single)
+    np.testing.assert_array_equal(
+        np.asarray(batch).T if isinstance(batch, tuple) else batch, np.asarray(single)
+    )
     assert a.count == b.count == 500
-    assert a.value == b.value
+    np.testing.assert_array_equal(np.asarray(a.value), np.asarray(b.value))
+    np.testing.assert_array_equal(
+        np.asarray(many(a, x[:50])).T if kind in ("macd", "bbands") else many(a, x[:50]),
+        np.asarray([one(b, float(v)) for v in x[:50]]),
+    )
 
 
 def _step(ind: Any, kind: str, x: float, peek: bool) -> Any:

@@ -17,6 +17,7 @@
 //    least every 32 windows; BBANDS' middle band is the SMA above.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -372,6 +373,18 @@ class Ema {
     if (n < seed_at_) return kNaN;
     return prev_ = sum_ / period_;
   }
+  /// update() over n inputs, with the state in registers once warmed up (batch kernel).
+  TICKSERVER_INLINE void run(const double* __restrict x, double* __restrict out,
+                             std::size_t n) noexcept {
+    std::size_t i = 0;
+    for (; i < n && count_ <= seed_at_; ++i) out[i] = update(x[i]);
+    if (i == n) return;
+    double prev = prev_;
+    const double k = k_;
+    for (std::size_t j = i; j < n; ++j) out[j] = prev = std::fma(x[j] - prev, k, prev);
+    prev_ = prev;
+    count_ += n - i;
+  }
   [[nodiscard]] double peek(double x) const noexcept {
     if (count_ > seed_at_) return std::fma(x - prev_, k_, prev_);
     if (count_ == seed_at_) return (sum_ + x) / period_;
@@ -427,6 +440,32 @@ class Rsi {
     loss_ *= inv_period_;
     gain_ *= inv_period_;
     return value_ = ratio(gain_, loss_);
+  }
+  /// update() over n inputs, with the state in registers once warmed up (batch kernel).
+  TICKSERVER_INLINE void run(const double* __restrict x, double* __restrict out,
+                             std::size_t n) noexcept {
+    std::size_t i = 0;
+    for (; i < n && count_ <= p_; ++i) out[i] = update(x[i]);
+    if (i == n) return;
+    double prev = prev_, gain = gain_, loss = loss_;
+    const double inv = inv_period_, pm1 = pm1_;
+    for (std::size_t j = i; j < n; ++j) {
+      const double d = x[j] - prev;
+      prev = x[j];
+      const double up = d > 0.0 ? d : 0.0;
+      loss *= pm1;
+      gain *= pm1;
+      gain += up;
+      loss += up - d;
+      loss *= inv;
+      gain *= inv;
+      out[j] = ratio(gain, loss);
+    }
+    prev_ = prev;
+    gain_ = gain;
+    loss_ = loss;
+    value_ = out[n - 1];
+    count_ += n - i;
   }
   [[nodiscard]] double peek(double x) const noexcept {
     Rsi copy = *this;
@@ -503,6 +542,36 @@ class Macd {
     }
     return {line, signal_, line - signal_};
   }
+  /// update() over n inputs, with the state in registers once warmed up (batch kernel).
+  TICKSERVER_INLINE void run(const double* __restrict x, double* __restrict macd,
+                             double* __restrict signal, double* __restrict hist,
+                             std::size_t n) noexcept {
+    std::size_t i = 0;
+    const std::uint64_t warm = slow_seed_ + signal_seed_;  // last warm-up update
+    for (; i < n && count_ <= warm; ++i) {
+      const MacdValue v = update(x[i]);
+      macd[i] = v.macd;
+      signal[i] = v.signal;
+      hist[i] = v.hist;
+    }
+    if (i == n) return;
+    double fe = fast_ema_, se = slow_ema_, sig = signal_;
+    const double kf = kf_, ks = ks_, kg = kg_;
+    const bool plain = signal_period_ == 1;
+    for (std::size_t j = i; j < n; ++j) {
+      fe = std::fma(x[j] - fe, kf, fe);
+      se = std::fma(x[j] - se, ks, se);
+      const double line = fe - se;
+      sig = plain ? line : std::fma(line - sig, kg, sig);
+      macd[j] = line;
+      signal[j] = sig;
+      hist[j] = line - sig;
+    }
+    fast_ema_ = fe;
+    slow_ema_ = se;
+    signal_ = sig;
+    count_ += n - i;
+  }
   [[nodiscard]] MacdValue peek(double x) const noexcept {
     Macd copy = *this;
     return copy.update(x);
@@ -568,6 +637,28 @@ class Atr {
     sum_ += tr;
     if (n < p_) return kNaN;
     return value_ = sum_ / period_;
+  }
+  /// update() over n inputs, with the state in registers once warmed up (batch kernel).
+  TICKSERVER_INLINE void run(const double* __restrict high, const double* __restrict low,
+                             const double* __restrict close, double* __restrict out,
+                             std::size_t n) noexcept {
+    std::size_t i = 0;
+    for (; i < n && count_ <= p_; ++i) out[i] = update(high[i], low[i], close[i]);
+    if (i == n) return;
+    double pc = prev_close_, atr = value_;
+    const double beta = beta_, alpha = alpha_;
+    for (std::size_t j = i; j < n; ++j) {
+      double tr = high[j] - low[j];
+      const double to_high = std::fabs(pc - high[j]);
+      if (to_high > tr) tr = to_high;
+      const double to_low = std::fabs(pc - low[j]);
+      if (to_low > tr) tr = to_low;
+      pc = close[j];
+      out[j] = atr = std::fma(beta, atr, alpha * tr);
+    }
+    prev_close_ = pc;
+    value_ = atr;
+    count_ += n - i;
   }
   [[nodiscard]] double peek(double high, double low, double close) const noexcept {
     Atr copy = *this;
