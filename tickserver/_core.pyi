@@ -37,7 +37,14 @@ def book_status_name(code: int) -> str:
     """Describe a book status code (as returned in rejected-row reasons)."""
 
 class OrderBook:
-    """An L2 order book for one instrument."""
+    """
+    An L2 order book for one instrument.
+
+    Prices are kept on the tick grid: a price must be a positive multiple of
+    ``tick_size`` (within floating-point noise). A locked result (bid == ask) is
+    rejected as crossed. ``seq`` 0 means unsequenced. Raise ValueError for a
+    ``tick_size`` that is not finite and positive.
+    """
 
     def __init__(self, tick_size: float = 0.0001) -> None: ...
 
@@ -54,13 +61,20 @@ class OrderBook:
         """
         Apply many deltas with the GIL released.
 
-        Return ``(rejected_rows, reasons)``: indices of rows that were rejected (the book is
-        unchanged by them) and their status codes (see ``book_status_name``).
+        With ``checked`` each row is validated like ``apply``. Return ``(rejected_rows,
+        reasons)``: indices of the rows that were rejected (the book is unchanged by them)
+        and their status codes (see ``book_status_name``); the other rows are applied in
+        order. ``checked=False`` skips validation and the cross check (for pre-validated
+        data: garbage makes a meaningless book) and returns empty arrays. Raise TypeError
+        or ValueError naming the argument for a wrong dtype, shape or length, and
+        RuntimeError if another thread is applying a batch to this book.
         """
 
     def snapshot(self, bid_px: Annotated[NDArray, dict(device='cpu', writable=False)], bid_sz: Annotated[NDArray, dict(device='cpu', writable=False)], ask_px: Annotated[NDArray, dict(device='cpu', writable=False)], ask_sz: Annotated[NDArray, dict(device='cpu', writable=False)], seq: int = 0) -> None:
         """
-        Replace the whole book (all-or-nothing; BookError leaves it unchanged).
+        Replace the whole book, levels in any order (all-or-nothing: BookError leaves it
+        unchanged). Zero-size levels are skipped; a price listed twice on a side, a crossed
+        or locked result, a bad or off-tick price, a bad size or a stale ``seq`` raise.
         """
 
     def top(self, depth: int = 10) -> tuple[Annotated[NDArray[numpy.float64], dict(shape=(None,))], Annotated[NDArray[numpy.float64], dict(shape=(None,))], Annotated[NDArray[numpy.float64], dict(shape=(None,))], Annotated[NDArray[numpy.float64], dict(shape=(None,))]]:
@@ -68,7 +82,10 @@ class OrderBook:
         Return ``(bid_px, bid_sz, ask_px, ask_sz)`` of the best ``depth`` levels, best first.
         """
 
-    def clear(self) -> None: ...
+    def clear(self) -> None:
+        """
+        Remove every level (``last_seq``, ``gaps`` and ``snapshots`` are kept).
+        """
 
     @property
     def tick_size(self) -> float: ...
@@ -78,6 +95,9 @@ class OrderBook:
 
     @property
     def gaps(self) -> int: ...
+
+    @property
+    def snapshots(self) -> int: ...
 
     @property
     def best_bid_px(self) -> float: ...
