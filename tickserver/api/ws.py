@@ -106,7 +106,7 @@ class Connection:
         self.acked = False
         self.ops: dict[str, _Operation] = {}
         self.closed = False
-        self.close_code = WSCloseCode.OK
+        self.close_code: int = WSCloseCode.OK
         self.close_reason = ""
         self.messages_out = 0
         self._next_type = b"next" if protocol == TRANSPORT_WS else b"data"
