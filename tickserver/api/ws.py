@@ -45,7 +45,7 @@ from graphql import (
     specified_rules,
     validate,
 )
-from graphql.execution.values import get_argument_values
+from graphql.execution.values import get_argument_values, get_variable_values
 from strawberry.extensions.max_aliases import create_validator as alias_validator
 from strawberry.extensions.query_depth_limiter import create_validator as depth_validator
 
@@ -106,6 +106,7 @@ class Connection:
         self.acked = False
         self.ops: dict[str, _Operation] = {}
         self.closed = False
+        self.close_with: tuple[int, str] | None = None  # code and reason of close_soon
         self.messages_out = 0
         self._next_type = b"next" if protocol == TRANSPORT_WS else b"data"
 
@@ -142,6 +143,7 @@ class Connection:
         if self.closed:
             return
         self.closed = True
+        self.close_with = (code, reason)
         task = asyncio.ensure_future(self.ws.close(code=code, message=reason.encode()))
         self.server.background.add(task)
         task.add_done_callback(self.server.background.discard)
@@ -292,7 +294,10 @@ class GraphQLWebSocket:
             conn.closed = True
             self.connections.discard(conn)
             if not ws.closed:
-                await ws.close()
+                # The handler may get here before close_soon's task runs: close with its
+                # code (4401, 4403, …), not a plain 1000 that clients would just retry.
+                code, reason = conn.close_with or (WSCloseCode.OK, "")
+                await ws.close(code=code, message=reason.encode())
         return ws
 
     def _init_timeout(self, conn: Connection) -> None:
@@ -504,7 +509,12 @@ class GraphQLWebSocket:
         selection = _compile_flat(root.selection_set, item_type, fragments)
         if selection is None:
             return None
-        args = get_argument_values(field_def, root, variables)
+        # Arguments may come as variables: coerce them against the operation's definitions
+        # first (graphql-core 3.3 takes only coerced VariableValues here, not a dict).
+        coerced = get_variable_values(self.gschema, operation.variable_definitions or (), variables)
+        if isinstance(coerced, list):
+            raise ApiError("; ".join(e.message for e in coerced), "BAD_USER_INPUT")
+        args = get_argument_values(field_def, root, coerced)
         symbols = args.get("symbols")
         if symbols is not None:
             self.market.symbol_ids(symbols)  # raises UNKNOWN_SYMBOL
