@@ -1,0 +1,48 @@
+// Rendering is batched per animation frame: messages only record what changed and ask for a
+// frame; each view then draws at most once per frame, however many messages arrived. A
+// background tab gets no frames, so nothing is drawn (or queued beyond the latest state)
+// until it is visible again.
+
+const renderers = new Set();
+let requested = false;
+let frames = 0;
+
+function runFrame() {
+  requested = false;
+  frames += 1;
+  for (const r of renderers) {
+    if (!r.dirty) continue;
+    r.dirty = false;
+    try {
+      r.draw();
+    } catch (err) {
+      // One broken view must not stop the others from drawing.
+      console.error(`render ${r.name} failed`, err);
+    }
+  }
+}
+
+function request() {
+  if (!requested) {
+    requested = true;
+    requestAnimationFrame(runFrame);
+  }
+}
+
+/**
+ * Register a view's draw function; returns `invalidate()`, which marks it dirty and makes
+ * sure one frame is requested.
+ */
+export function renderer(name, draw) {
+  const r = { name, draw, dirty: false };
+  renderers.add(r);
+  return () => {
+    r.dirty = true;
+    request();
+  };
+}
+
+/** Frames drawn so far (exposed for diagnostics). */
+export function frameCount() {
+  return frames;
+}
