@@ -14,10 +14,6 @@ from tickserver.api.ws import GraphQLWebSocket
 from tickserver.config import Config
 from tickserver.metrics import Metrics
 
-# build_schema passes extension instances, which strawberry >= 0.330 deprecates (reported;
-# not this test's subject).
-pytestmark = pytest.mark.filterwarnings("ignore:Passing an extension instance:DeprecationWarning")
-
 
 class _Market:
     """Just the validation the fast path asks of the market view."""

@@ -22,7 +22,7 @@ import contextlib
 import logging
 import struct
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -151,7 +151,7 @@ class Connection:
     def op_prefix(self, op_id: str) -> bytes:
         return b'{"type":"' + self._next_type + b'","id":' + orjson.dumps(op_id) + b',"payload":'
 
-    def send_error(self, op_id: str, errors: list[dict[str, Any]]) -> None:
+    def send_error(self, op_id: str, errors: Sequence[Mapping[str, Any]]) -> None:
         """Report errors of one operation (and end it)."""
         if self.protocol == TRANSPORT_WS:
             self.send({"type": "error", "id": op_id, "payload": errors})
@@ -272,7 +272,7 @@ class GraphQLWebSocket:
         await ws.prepare(request)
         protocol = ws.ws_protocol or (LEGACY_WS if LEGACY_WS in offered else TRANSPORT_WS)
         conn = Connection(self, ws, protocol)
-        conn.transport = request.transport  # type: ignore[assignment]
+        conn.transport = request.transport
         self.connections.add(conn)
         keepalive: asyncio.Task[Any] | None = None
         if protocol == LEGACY_WS:

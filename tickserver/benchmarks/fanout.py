@@ -238,7 +238,7 @@ async def _measure(
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         sock.connect(("127.0.0.1", port))
         sock.setblocking(False)
-        await loop.create_connection(lambda: stall, sock=sock)  # type: ignore[return-value]
+        await loop.create_connection(lambda: stall, sock=sock)
         # The stalled client never reads, so it cannot see the upgrade reply: subscribe blind.
         await asyncio.sleep(0.2)
         stall.transport.write(_mask_frame(orjson.dumps({"type": "connection_init"})))
