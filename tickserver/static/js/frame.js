@@ -3,6 +3,10 @@
 // background tab gets no frames, so nothing is drawn (or queued beyond the latest state)
 // until it is visible again.
 
+// `#render=immediate` draws on every message instead: the naive way, kept only so
+// `tickserver bench dashboard` can measure what batching saves. Not for normal use.
+const IMMEDIATE = new URLSearchParams(location.hash.slice(1)).get("render") === "immediate";
+
 const renderers = new Set();
 let requested = false;
 let frames = 0;
@@ -36,13 +40,19 @@ function request() {
 export function renderer(name, draw) {
   const r = { name, draw, dirty: false };
   renderers.add(r);
+  if (IMMEDIATE) {
+    return () => {
+      frames += 1;
+      r.draw();
+    };
+  }
   return () => {
     r.dirty = true;
     request();
   };
 }
 
-/** Frames drawn so far (exposed for diagnostics). */
+/** Frames drawn so far (draw calls in immediate mode; exposed for diagnostics). */
 export function frameCount() {
   return frames;
 }
