@@ -334,8 +334,10 @@ GEOMETRY_JS = """() => {
   const canvases = [...document.querySelectorAll('#chart canvas')];
   const main = canvases.reduce((a, b) => (a.width * a.height >= b.width * b.height ? a : b));
   const corner = [...main.getContext('2d').getImageData(2, 2, 1, 1).data].slice(0, 3);
+  const scroller = document.querySelector('.watch .scroll');
   return {
     overflow: document.documentElement.scrollWidth - window.innerWidth,
+    watchOverflow: scroller.scrollWidth - scroller.clientWidth,
     watch: box('.watch'), chart: box('#chart'), book: box('.book-panel'), bg, corner,
   };
 }"""
@@ -358,6 +360,7 @@ def test_layout_fits_narrow_and_wide_screens_in_both_themes(
             geo = page.evaluate(GEOMETRY_JS)
             # Assert
             assert geo["overflow"] <= 0, f"{case}: the page scrolls sideways"
+            assert geo["watchOverflow"] <= 0, f"{case}: the watchlist scrolls sideways"
             assert geo["chart"]["width"] >= min(300, width - 60), case
             assert geo["chart"]["height"] >= 200, case
             page_luminance = sum(geo["bg"]) / 3
