@@ -8,5 +8,6 @@ BENCHMARKS: dict[str, str] = {
     "fanout": "tickserver.benchmarks.fanout",
     "kafka": "tickserver.benchmarks.kafka",
     "store": "tickserver.benchmarks.store",
+    "replay": "tickserver.benchmarks.replay",
     "dashboard": "tickserver.benchmarks.dashboard",
 }
