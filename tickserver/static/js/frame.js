@@ -38,12 +38,23 @@ function request() {
  * sure one frame is requested.
  */
 export function renderer(name, draw) {
-  const r = { name, draw, dirty: false };
+  const r = { name, draw, dirty: false, drawing: false };
   renderers.add(r);
   if (IMMEDIATE) {
     return () => {
+      if (r.drawing) {
+        // Asked again from inside its own draw (e.g. flashes still to clear): next frame.
+        r.dirty = true;
+        request();
+        return;
+      }
+      r.drawing = true;
       frames += 1;
-      r.draw();
+      try {
+        r.draw();
+      } finally {
+        r.drawing = false;
+      }
     };
   }
   return () => {

@@ -8,6 +8,8 @@ import { fmtPct, fmtPrice, fmtSize, observePrice } from "./format.js";
 
 const COLUMNS = ["last", "changePct", "bid", "ask", "volume"];
 const PAGE = 10;
+const FLASH_MS = 400; // at most one new flash per row this often
+const FLASH_ON_MS = 300; // how long a flash shows
 
 export class Watchlist {
   constructor(table, { onSelect, onDecimals }) {
@@ -17,6 +19,7 @@ export class Watchlist {
     this.rows = new Map(); // symbol -> {tr, cells, prevLast, flip, shown}
     this.quotes = new Map(); // symbol -> latest quote (not yet drawn, or drawn)
     this.pending = new Set(); // symbols with a quote not drawn yet
+    this.flashing = new Set(); // rows whose last price is tinted
     this.selected = null;
     this.updates = 0;
     this.invalidate = renderer("watchlist", () => this.draw());
@@ -69,7 +72,7 @@ export class Watchlist {
       tr.appendChild(td);
       cells[c] = td;
     }
-    return { tr, cells, arrow, prevLast: null, flip: false, shown: {} };
+    return { tr, cells, arrow, prevLast: null, flashAt: -Infinity, shown: {} };
   }
 
   /** Record quotes (from a query or a subscription message); drawn on the next frame. */
@@ -86,6 +89,7 @@ export class Watchlist {
   }
 
   draw() {
+    const now = performance.now();
     for (const sym of this.pending) {
       const row = this.rows.get(sym);
       const q = this.quotes.get(sym);
@@ -105,15 +109,31 @@ export class Watchlist {
       }
       if (q.last !== null && row.prevLast !== null && q.last !== row.prevLast) {
         const dir = q.last > row.prevLast ? "up" : "down";
-        // Alternating between two identical animations restarts the flash without a reflow.
-        row.flip = !row.flip;
-        row.cells.last.dataset.flash = `${dir}${row.flip ? 1 : 0}`;
-        row.tr.dataset.tick = dir;
-        row.arrow.textContent = dir === "up" ? "▲" : "▼";
+        // A new flash at most every FLASH_MS per row: a busy symbol ticks 20+ times a
+        // second, and restarting an animation on each tick costs style work for nothing
+        // the eye can follow. The arrow always shows the latest direction.
+        if (now - row.flashAt >= FLASH_MS || dir !== row.tr.dataset.tick) {
+          row.flashAt = now;
+          row.cells.last.dataset.flash = dir;
+          this.flashing.add(row);
+        }
+        if (row.tr.dataset.tick !== dir) {
+          row.tr.dataset.tick = dir;
+          row.arrow.textContent = dir === "up" ? "▲" : "▼";
+        }
       }
       if (q.last !== null) row.prevLast = q.last;
     }
     this.pending.clear();
+    // Flashes end by a plain attribute change: running CSS animations on every row would
+    // cost style work on every frame.
+    for (const row of this.flashing) {
+      if (now - row.flashAt >= FLASH_ON_MS) {
+        delete row.cells.last.dataset.flash;
+        this.flashing.delete(row);
+      }
+    }
+    if (this.flashing.size) this.invalidate();
   }
 
   setCell(row, col, text) {
