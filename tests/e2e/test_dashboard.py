@@ -378,3 +378,33 @@ def test_layout_fits_narrow_and_wide_screens_in_both_themes(
                 assert geo["watch"]["x"] < geo["chart"]["x"], case
                 assert abs(geo["watch"]["y"] - geo["chart"]["y"]) < 100, case
             assert_clean(rec)
+
+
+def test_theme_follows_a_change_of_the_system_setting_without_reload(
+    tickserver: Start, browser: Browser
+) -> None:
+    # Arrange
+    srv = tickserver(config=DASHBOARD_TOML)
+    with dashboard_page(browser, srv.url, name="theme-switch", color_scheme="light") as (
+        page,
+        rec,
+    ):
+        open_live(page, srv, "#interval=1s")
+        wait_for_chart(page, "c.candles.length >= 2")
+        before = page.evaluate(GEOMETRY_JS)
+        # Act
+        page.emulate_media(color_scheme="dark")
+        page.wait_for_function(
+            """() => {
+              const canvases = [...document.querySelectorAll('#chart canvas')];
+              const area = (c) => c.width * c.height;
+              const main = canvases.reduce((a, b) => (area(a) >= area(b) ? a : b));
+              const [r, g, b] = main.getContext('2d').getImageData(2, 2, 1, 1).data;
+              return (r + g + b) / 3 < 60;
+            }"""
+        )
+        after = page.evaluate(GEOMETRY_JS)
+        # Assert
+        assert sum(before["corner"]) / 3 > 200
+        assert sum(after["bg"]) / 3 < 60
+        assert_clean(rec)
