@@ -9,5 +9,6 @@ BENCHMARKS: dict[str, str] = {
     "kafka": "tickserver.benchmarks.kafka",
     "store": "tickserver.benchmarks.store",
     "replay": "tickserver.benchmarks.replay",
+    "validation": "tickserver.benchmarks.validation",
     "dashboard": "tickserver.benchmarks.dashboard",
 }
