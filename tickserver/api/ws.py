@@ -54,8 +54,10 @@ from tickserver.api.market import (
     ApiError,
     MarketView,
     bars_of_batch,
+    rows_from_columns,
+    select_trades,
     signals_of_batch,
-    trades_of_batch,
+    tick_columns,
 )
 from tickserver.api.schema import Context
 from tickserver.bus import SubscriptionClosed, Topic
@@ -106,7 +108,8 @@ class Connection:
         self.acked = False
         self.ops: dict[str, _Operation] = {}
         self.closed = False
-        self.close_with: tuple[int, str] | None = None  # code and reason of close_soon
+        self.close_code: int = WSCloseCode.OK
+        self.close_reason = ""
         self.messages_out = 0
         self._next_type = b"next" if protocol == TRANSPORT_WS else b"data"
 
@@ -143,7 +146,8 @@ class Connection:
         if self.closed:
             return
         self.closed = True
-        self.close_with = (code, reason)
+        self.close_code = code
+        self.close_reason = reason
         task = asyncio.ensure_future(self.ws.close(code=code, message=reason.encode()))
         self.server.background.add(task)
         task.add_done_callback(self.server.background.discard)
@@ -242,6 +246,11 @@ class GraphQLWebSocket:
         self.groups: dict[tuple[Any, ...], FanoutGroup] = {}
         self.background: set[asyncio.Task[Any]] = set()
         self.slow_consumers = 0
+        # CPU time (thread time, so other processes' load does not count) spent building and
+        # writing fan-out messages, and the subscriber-messages written: the cost per
+        # subscriber-message that `tickserver bench fanout` reports.
+        self.fanout_cpu_ns = 0
+        self.fanout_messages = 0
         self._shutting_down = False
         state.metrics.register_collector(self._collect)
 
@@ -294,10 +303,7 @@ class GraphQLWebSocket:
             conn.closed = True
             self.connections.discard(conn)
             if not ws.closed:
-                # The handler may get here before close_soon's task runs: close with its
-                # code (4401, 4403, …), not a plain 1000 that clients would just retry.
-                code, reason = conn.close_with or (WSCloseCode.OK, "")
-                await ws.close(code=code, message=reason.encode())
+                await ws.close(code=conn.close_code, message=conn.close_reason.encode())
         return ws
 
     def _init_timeout(self, conn: Connection) -> None:
@@ -552,19 +558,21 @@ class GraphQLWebSocket:
         builder = self._row_builder(group)
         bus = self.state.bus
         sub = bus.subscribe(topics, name=f"ws:{group.field_name}", maxsize=1024, conflate=_merge)
-        project = _projector(group.selection)
         prefix = b'{"data":{' + orjson.dumps(group.response_key) + b":"
         try:
             while group.members:
                 first = await sub.get()
+                t0 = time.thread_time_ns()  # no await until the sends are done
                 items = [first, *sub.get_all_nowait()]
                 rows = builder(items)
-                if not rows:
-                    continue
-                payload = prefix + orjson.dumps([project(r) for r in rows]) + b"}}"
-                for conn, op in list(group.members.values()):
-                    if not conn.send_payload(op, payload):
-                        group.members.pop((id(conn), op.id), None)
+                if rows:
+                    payload = prefix + orjson.dumps(rows) + b"}}"
+                    for conn, op in list(group.members.values()):
+                        if conn.send_payload(op, payload):
+                            self.fanout_messages += 1
+                        else:
+                            group.members.pop((id(conn), op.id), None)
+                self.fanout_cpu_ns += time.thread_time_ns() - t0
         except SubscriptionClosed as exc:
             err = [
                 {
@@ -580,6 +588,7 @@ class GraphQLWebSocket:
             self.groups.pop(group.key, None)
 
     def _row_builder(self, group: FanoutGroup) -> Callable[[list[Any]], list[dict[str, Any]]]:
+        """items from the bus -> the message's rows, already shaped by the selection."""
         market = self.market
         symbols = self.state.symbols
         wanted: set[int] | None = (
@@ -588,8 +597,28 @@ class GraphQLWebSocket:
             else (None if market.owned is None else set(market.symbol_ids(None)))
         )
         name = group.field_name
+        project = _projector(group.selection)
         if name == "ticks":
-            return lambda items: [r for b in items for r in trades_of_batch(b, symbols, wanted)]
+            # The busiest field: build only the columns the selection asks for, vectorised.
+            consts = {
+                k: f.split(":", 1)[1] for k, f in group.selection if f.startswith("__typename:")
+            }
+            fields = [f for _, f in group.selection if not f.startswith("__typename:")]
+
+            def ticks(items: list[Any]) -> list[dict[str, Any]]:
+                parts = [select_trades(b, wanted) for b in items]
+                parts = [b for b in parts if len(b)]
+                if not parts:
+                    return []
+                b = type(parts[0]).concat(parts)
+                names = symbols.names_of(b.symbol_id).tolist() if "symbol" in fields else ""
+                cols = tick_columns(names, b.ts_event, b.price, b.size, b.seq, b.flags, fields)
+                n = len(b)
+                for v in set(consts.values()):
+                    cols["__typename:" + v] = [v] * n
+                return rows_from_columns(cols, group.selection)
+
+            return ticks
         if name == "quotes":
 
             def quotes(items: list[Any]) -> list[dict[str, Any]]:
@@ -598,20 +627,22 @@ class GraphQLWebSocket:
                     changed.update(b.symbol_id.tolist())
                 if wanted is not None:
                     changed &= wanted
-                return [market.quote_by_id(s) for s in sorted(changed)]
+                return [project(market.quote_by_id(s)) for s in sorted(changed)]
 
             return quotes
         if name == "bars":
             interval = group.extra["interval"]
             forming = group.extra["forming"]
             return lambda items: [
-                r
+                project(r)
                 for b in items
                 if b.interval == interval and (forming or b.final)
                 for r in bars_of_batch(b, symbols, wanted)
             ]
         ri = self.state.engine.rule_interval
-        return lambda items: [r for b in items for r in signals_of_batch(b, symbols, wanted, ri)]
+        return lambda items: [
+            project(r) for b in items for r in signals_of_batch(b, symbols, wanted, ri)
+        ]
 
     # ------------------------------------------------------------------ metrics
     def _collect(self) -> list[Any]:
@@ -626,7 +657,17 @@ class GraphQLWebSocket:
         groups.samples = [Sample(groups.name, (), float(len(self.groups)))]
         subs.samples = [Sample(subs.name, (), float(sum(len(c.ops) for c in self.connections)))]
         slow.samples = [Sample(slow.name, (), float(self.slow_consumers))]
-        return [conns, groups, subs, slow]
+        cpu = m.family(
+            "ws_fanout_cpu_seconds_total",
+            "counter",
+            "Thread CPU time spent building and writing fan-out messages",
+        )
+        cpu.samples = [Sample(cpu.name, (), self.fanout_cpu_ns / 1e9)]
+        msgs = m.family(
+            "ws_fanout_messages_total", "counter", "Subscriber-messages written by fan-out"
+        )
+        msgs.samples = [Sample(msgs.name, (), float(self.fanout_messages))]
+        return [conns, groups, subs, slow, cpu, msgs]
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -721,11 +762,6 @@ def _format(result: Any) -> dict[str, Any]:
     if result.errors:
         out["errors"] = [e.formatted for e in result.errors]
     return out
-
-
-def now_ms() -> float:
-    """Wall clock in ms (used by latency probes)."""
-    return time.time() * 1000.0
 
 
 __all__ = ["GraphQLWebSocket", "bearer_token"]
