@@ -257,6 +257,10 @@ class Query:
     def symbols(self, info: Info[Context, Any]) -> list[str]:
         return ctx(info).market.served_symbols()
 
+    @strawberry.field(description="Bar intervals this instance aggregates (market.intervals).")
+    def intervals(self, info: Info[Context, Any]) -> list[str]:
+        return list(ctx(info).state.config.market.intervals)
+
     @strawberry.field(description="Last trade and top of book of one symbol.")
     @api_errors
     def quote(self, info: Info[Context, Any], symbol: str) -> Quote:
