@@ -234,8 +234,7 @@ def serve(
         await runner.setup()
         site = web.TCPSite(runner, host, port, shutdown_timeout=cfg.server.shutdown_timeout_s)
         await site.start()
-        bound = [s.getsockname() for s in (site._server.sockets if site._server else [])]  # type: ignore[union-attr]
-        addr = bound[0] if bound else (host, port)
+        addr = runner.addresses[0] if runner.addresses else (host, port)
         log.info(
             "tickserver %s serving on http://%s:%s (sources: %s; sinks: %s)",
             __version__,
