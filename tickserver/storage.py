@@ -595,6 +595,20 @@ def s3_reason(exc: BaseException, bucket: str, prefix: str) -> StoreError:
     return StoreError(f"S3 request failed: {exc!r}")
 
 
+def _root_cause(exc: BaseException) -> BaseException:
+    """The botocore error under boto3's transfer wrappers (S3UploadFailedError, …)."""
+    import botocore.exceptions as bex
+
+    seen = exc
+    cur: BaseException | None = exc
+    while cur is not None:
+        if isinstance(cur, bex.ClientError | bex.BotoCoreError):
+            return cur
+        seen = cur
+        cur = cur.__cause__ or cur.__context__
+    return seen if seen is not exc else exc
+
+
 class S3Store:
     """An S3 bucket and prefix, through boto3 (blocking: call it from a thread).
 
@@ -741,8 +755,7 @@ class S3Store:
                 Config=self.transfer,
             )
         except Exception as exc:
-            cause = getattr(exc, "last_exception", None) or exc.__cause__ or exc
-            raise self._error(cause) from exc
+            raise self._error(_root_cause(exc)) from exc
 
     def delete(self, key: str) -> None:
         try:

@@ -9,6 +9,7 @@ it, with credentials of an IAM user whose policy allows only the given actions.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import uuid
 from typing import Any
@@ -41,6 +42,7 @@ class MotoS3:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> MotoS3:
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self._server.start()
         return self

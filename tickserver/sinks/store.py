@@ -607,7 +607,7 @@ class StoreSink(Sink):
                 n, _rows, size = self._outbox_totals()
                 log.error(
                     "store: S3 upload failing: %s; %d parts (%d bytes) wait in %s and upload "
-                    "when S3 is back",
+                    "as soon as S3 accepts them",
                     reason,
                     n,
                     size,
