@@ -548,6 +548,7 @@ class StoreSink(Sink):
             ok = await self._upload_pending()
             if ok:
                 backoff = 1.0
+                probed = True  # an upload went through: no need to probe (it may lack List)
             else:
                 await self._sleep(backoff)
                 backoff = min(backoff * 2, self.cfg.s3_retry_max_s)
