@@ -709,3 +709,21 @@ def test_local_store_lists_only_parquet_files(tmp_path: Path) -> None:
         StoreReader(LocalStore(tmp_path)).read("trades", symbol="A", start_ns=1, end_ns=1).num_rows
         == 0
     )
+
+
+async def test_store_spools_a_batch_larger_than_its_bounds_in_pieces(
+    tmp_path: Path, started: list[StoreSink]
+) -> None:
+    # A replay chunk of 100k trades (~4.5 MB); with a 16 MiB backlog, records stay <= 2 MiB.
+    sink = make_sink(tmp_path, max_backlog_bytes=16 << 20)
+    await sink.start()
+    started.append(sink)
+    assert sink.spool is not None
+
+    sink.accept(Feed().trades(100_000))
+    records = sink.spool.next_offset
+    await asyncio.to_thread(sink.flush_now)
+
+    assert records == 3
+    assert sink._dropped == 0
+    assert seqs(local_rows(tmp_path)) == list(range(1, 100_001))

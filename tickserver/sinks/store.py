@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow.parquet as pq
 
 from tickserver import layout
@@ -109,6 +110,7 @@ class StoreSink(Sink):
         self._cache_files: dict[Path, int] = {}
         self._pending_rows = 0
         self._since_flush = 0
+        self._max_record = max(min(cfg.max_backlog_bytes // 8, 64 << 20), 64 << 10)
         self._dropped = 0
         self._last_drop_log = 0.0
         self._last_drop = 0.0
@@ -143,8 +145,17 @@ class StoreSink(Sink):
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
-        """Open (and recover) the spool, redo an interrupted flush, attach to the bus."""
-        await asyncio.to_thread(self._open)
+        """Open (and recover) the spool, redo an interrupted flush, attach to the bus.
+
+        Raises
+        ------
+        RuntimeError
+            If the store folder cannot be used (permissions, in use by another process).
+        """
+        try:
+            await asyncio.to_thread(self._open)
+        except OSError as exc:
+            raise RuntimeError(f"store: cannot use {self.root}: {exc}") from exc
         self._detach = [
             self.ctx.bus.attach(Topic.TRADES, self.accept, name="store.trades"),
             self.ctx.bus.attach(Topic.BARS, self.accept, name="store.bars"),
@@ -261,6 +272,12 @@ class StoreSink(Sink):
             return
         kind = kind_of(batch)
         rec = encode_batch(batch, self.ctx.symbols.name, self.rule_intervals)
+        if len(rec) > self._max_record and n > 1:
+            # A huge batch (e.g. a replay chunk): spool it in pieces that fit the bounds.
+            pieces = -(-len(rec) // self._max_record)
+            for rows in np.array_split(np.arange(n), pieces):
+                self.accept(batch.take(rows))
+            return
         backlog = self.spool.disk_bytes + self._outbox_bytes()
         if backlog + len(rec) > self.cfg.max_backlog_bytes:
             self._drop(
