@@ -84,7 +84,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     def progress(done: int, total: int) -> None:
         if show and (done == total or done % 20 == 0):
-            print(f"\rreading {where}: {done}/{total} files", end="", file=sys.stderr)
+            print(f"\rreading {where}: {done}/{total} days", end="", file=sys.stderr)
             if done == total:
                 print(file=sys.stderr)
 

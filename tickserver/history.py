@@ -92,9 +92,16 @@ class StoreReader:
         end_ns: int,
         interval: str | None = None,
         progress: Progress | None = None,
+        max_rows: int | None = None,
+        newest: bool = False,
     ) -> pa.Table:
         """Return the rows of ``symbol`` with ``start_ns <= ts_event < end_ns``, sorted by
         ``ts_event`` and de-duplicated.
+
+        With ``max_rows``, whole days of the store stop being read once at least that many
+        rows are in hand, oldest days first (newest first with ``newest``): the result then
+        holds at least the ``max_rows`` oldest (newest) rows of the range, and memory stays
+        bounded however long the range.
 
         Raises
         ------
@@ -111,7 +118,17 @@ class StoreReader:
         if self.outbox is not None:
             parts.extend(self._from_store(self.outbox, kind, symbol, start_ns, end_ns, interval))
         parts.extend(
-            self._from_store(self.primary, kind, symbol, start_ns, end_ns, interval, progress)
+            self._from_store(
+                self.primary,
+                kind,
+                symbol,
+                start_ns,
+                end_ns,
+                interval,
+                progress,
+                max_rows=max_rows,
+                newest=newest,
+            )
         )
         parts = [p for p in parts if p.num_rows]
         if not parts:
@@ -148,21 +165,25 @@ class StoreReader:
         tables = list(build_tables(subset).values())
         return pa.concat_tables(tables) if tables else SCHEMAS[kind].empty_table()
 
-    def _keys(
-        self, store: ObjectStore, kind: str, symbol: str, start_ns: int, end_ns: int, iv: str | None
+    def _dates(
+        self, store: ObjectStore, kind: str, start_ns: int, end_ns: int, iv: str | None
     ) -> list[str]:
         tdir = layout.type_dir(kind, iv)
         lo, hi = layout.date_of_ns(start_ns), layout.date_of_ns(end_ns - 1)
         dates = [d[5:] for d in store.list_dirs(tdir) if d.startswith("date=")]
+        return sorted(d for d in dates if lo <= d <= hi)
+
+    def _day_keys(
+        self, store: ObjectStore, kind: str, iv: str | None, date: str, symbol: str
+    ) -> list[str]:
         keys: list[str] = []
-        for date in sorted(d for d in dates if lo <= d <= hi):
-            for key, _size in store.list_files(f"{tdir}/date={date}"):
-                sym = layout.parse_compacted_name(key)
-                if sym is None and layout.parse_part_name(key) is None:
-                    continue
-                if sym is not None and sym != symbol:
-                    continue
-                keys.append(key)
+        for key, _size in store.list_files(f"{layout.type_dir(kind, iv)}/date={date}"):
+            sym = layout.parse_compacted_name(key)
+            if sym is None and layout.parse_part_name(key) is None:
+                continue
+            if sym is not None and sym != symbol:
+                continue
+            keys.append(key)
         return keys
 
     def _from_store(
@@ -174,8 +195,10 @@ class StoreReader:
         end_ns: int,
         interval: str | None,
         progress: Progress | None = None,
+        *,
+        max_rows: int | None = None,
+        newest: bool = False,
     ) -> list[pa.Table]:
-        keys = self._keys(store, kind, symbol, start_ns, end_ns, interval)
         local = isinstance(store, LocalStore)
 
         def load(key: str) -> pa.Table | None:
@@ -194,36 +217,42 @@ class StoreReader:
             except FileNotFoundError:
                 return None  # moved on (uploaded, compacted): read from its next tier
 
+        dates = self._dates(store, kind, start_ns, end_ns, interval)
+        if newest:
+            dates.reverse()
         out: list[pa.Table] = []
-        missing = False
-        if local or len(keys) < 2:
-            results = []
-            for i, k in enumerate(keys):
-                results.append(load(k))
+        rows = 0
+        done_days = 0
+        pool = None if local else concurrent.futures.ThreadPoolExecutor(self.threads)
+        try:
+            for date in dates:
+                keys = self._day_keys(store, kind, interval, date, symbol)
+                if pool is None or len(keys) < 2:
+                    results = [load(k) for k in keys]
+                else:
+                    results = list(pool.map(load, keys))
+                day = [t for t in results if t is not None and t.num_rows]
+                if any(t is None for t in results) and not local:
+                    # A part vanished between listing and reading: a compaction replaced it;
+                    # its rows are in a compacted file the first listing may have missed.
+                    seen = set(keys)
+                    for key in self._day_keys(store, kind, interval, date, symbol):
+                        if key not in seen and layout.parse_compacted_name(key) is not None:
+                            t = load(key)
+                            if t is not None and t.num_rows:
+                                day.append(t)
+                if day:
+                    table = dedupe_sorted(pa.concat_tables(day), kind)
+                    out.append(table)
+                    rows += table.num_rows
+                done_days += 1
                 if progress is not None:
-                    progress(i + 1, len(keys))
-        else:
-            with concurrent.futures.ThreadPoolExecutor(self.threads) as pool:
-                futures = [pool.submit(load, k) for k in keys]
-                results = []
-                for i, f in enumerate(futures):
-                    results.append(f.result())
-                    if progress is not None:
-                        progress(i + 1, len(keys))
-        for key, table in zip(keys, results, strict=True):
-            if table is None:
-                missing = missing or layout.parse_part_name(key) is not None
-            elif table.num_rows:
-                out.append(table)
-        if missing and not local:
-            # A part vanished between listing and reading: a compaction replaced it. Its rows
-            # are in the compacted file now, which the first listing may have missed.
-            seen = set(keys)
-            for key in self._keys(store, kind, symbol, start_ns, end_ns, interval):
-                if key not in seen and layout.parse_compacted_name(key) is not None:
-                    table = load(key)
-                    if table is not None and table.num_rows:
-                        out.append(table)
+                    progress(done_days, len(dates))
+                if max_rows is not None and rows >= max_rows:
+                    break
+        finally:
+            if pool is not None:
+                pool.shutdown()
         return out
 
 
@@ -257,6 +286,9 @@ async def read_cold(
     start_ns: int,
     end_ns: int,
     interval: str | None = None,
+    *,
+    max_rows: int | None = None,
+    newest: bool = False,
 ) -> pa.Table:
     """Read cold rows in a worker thread (empty without a store).
 
@@ -268,7 +300,14 @@ async def read_cold(
     if reader is None or end_ns <= start_ns:
         return SCHEMAS[kind].empty_table()
     return await asyncio.to_thread(
-        reader.read, kind, symbol=symbol, start_ns=start_ns, end_ns=end_ns, interval=interval
+        reader.read,
+        kind,
+        symbol=symbol,
+        start_ns=start_ns,
+        end_ns=end_ns,
+        interval=interval,
+        max_rows=max_rows,
+        newest=newest,
     )
 
 
@@ -288,7 +327,9 @@ async def tick_history(
     hot = market.core.last_trades(sid, cap)  # read on the event loop thread
     hts = np.asarray(hot["ts_event"], dtype=np.int64)
     seam = int(hts[0]) if len(hts) else end_ns
-    cold = await read_cold(reader, "trades", symbol, start_ns, min(end_ns, seam + 1))
+    cold = await read_cold(
+        reader, "trades", symbol, start_ns, min(end_ns, seam + 1), max_rows=limit + 1
+    )
     c = _cols(cold, ("ts_event", "price", "size", "seq", "flags"))
     hmask = (hts >= max(start_ns, seam)) & (hts < end_ns)
     ts = np.concatenate([c["ts_event"], hts[hmask]])
@@ -336,7 +377,16 @@ async def bar_history(
     hot = market.core.bars(sid, ns, market.engine.cfg.market.bar_capacity)
     hts = np.asarray(hot["ts_event"], dtype=np.int64)
     seam = int(hts[0]) if len(hts) else end_ns
-    cold = await read_cold(reader, "bars", symbol, start_ns, min(end_ns, seam + 1), interval)
+    cold = await read_cold(
+        reader,
+        "bars",
+        symbol,
+        start_ns,
+        min(end_ns, seam + 1),
+        interval,
+        max_rows=limit + 1,
+        newest=newest,
+    )
     c = _cols(cold, _BAR_COLS)
     hmask = (hts >= max(start_ns, seam)) & (hts < end_ns)
     cols: dict[str, NDArray[Any]] = {}

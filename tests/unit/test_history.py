@@ -166,3 +166,47 @@ def test_history_without_a_store_serves_the_ring() -> None:
     res = asyncio.run(tick_history(market, None, "AAPL", 0, T0 + 10**12, 10_000))
 
     assert [r["seq"] for r in res.rows] == list(range(90, 106))
+
+
+def test_reader_with_max_rows_stops_after_enough_whole_days(tmp_path: Path) -> None:
+    # Arrange: trades on three UTC days.
+    day = 86_400_000_000_000
+    cfg = load_config(environ={}, overrides={"store": {"path": str(tmp_path)}})
+    bus = Bus()
+    sink = StoreSink(SinkContext(cfg, bus, Symbols(["AAPL"]), Metrics()))
+
+    async def run() -> None:
+        await sink.start()
+        for d in range(3):
+            ts = T0 + d * day + np.arange(10)
+            bus.publish(
+                Topic.TRADES,
+                trades_from_columns(
+                    "sim", np.zeros(10), ts, np.ones(10), np.ones(10), np.arange(10) + 10 * d
+                ),
+            )
+        await sink.stop()
+
+    asyncio.run(run())
+    reader = StoreReader(LocalStore(tmp_path))
+    days: list[tuple[int, int]] = []
+
+    # Act
+    oldest = reader.read(
+        "trades",
+        symbol="AAPL",
+        start_ns=0,
+        end_ns=T0 + 3 * day,
+        max_rows=5,
+        progress=lambda d, n: days.append((d, n)),
+    )
+    newest = reader.read(
+        "trades", symbol="AAPL", start_ns=0, end_ns=T0 + 3 * day, max_rows=15, newest=True
+    )
+    everything = reader.read("trades", symbol="AAPL", start_ns=0, end_ns=T0 + 3 * day)
+
+    # Assert
+    assert oldest.column("seq").to_pylist() == list(range(10))
+    assert days == [(1, 3)]
+    assert newest.column("seq").to_pylist() == list(range(10, 30))
+    assert everything.num_rows == 30
