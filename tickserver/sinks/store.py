@@ -107,6 +107,7 @@ class StoreSink(Sink):
         self._outbox: dict[str, _Part] = {}
         self._outbox_size = 0
         self._outbox_rows = 0
+        self._uploading: set[str] = set()
         self._cache_files: dict[Path, int] = {}
         self._pending_rows = 0
         self._since_flush = 0
@@ -593,21 +594,30 @@ class StoreSink(Sink):
 
     def _upload_one(self, part: _Part) -> None:
         assert self.remote is not None
-        t0 = time.perf_counter()
-        self.remote.put_file(part.path, part.key)
-        self.m_upload_s.observe(time.perf_counter() - t0)
-        self.m_uploads.inc()
-        self._uploaded_parts += 1
-        self._last_upload_ns = time.time_ns()
-        if self.cfg.cache_bytes > 0:
-            dest = self.cache_dir / part.key
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(part.path, dest)
-            self._cache_files[dest] = part.size
-            self._evict_cache()
-        else:
-            part.path.unlink(missing_ok=True)
-        self._outbox_remove(part.key)
+        with self._parts_lock:
+            if part.key in self._uploading or part.key not in self._outbox:
+                return  # another thread (a cancelled loop's) has it, or it is done
+            self._uploading.add(part.key)
+        try:
+            t0 = time.perf_counter()
+            self.remote.put_file(part.path, part.key)
+            self.m_upload_s.observe(time.perf_counter() - t0)
+            self.m_uploads.inc()
+            self._uploaded_parts += 1
+            self._last_upload_ns = time.time_ns()
+            if self.cfg.cache_bytes > 0:
+                dest = self.cache_dir / part.key
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(part.path, dest)
+                with self._parts_lock:
+                    self._cache_files[dest] = part.size
+                    self._evict_cache()
+            else:
+                part.path.unlink(missing_ok=True)
+            self._outbox_remove(part.key)
+        finally:
+            with self._parts_lock:
+                self._uploading.discard(part.key)
 
     def _evict_cache(self) -> None:
         total = sum(self._cache_files.values())
