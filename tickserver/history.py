@@ -10,7 +10,7 @@ Hot data is the engine's ring of the last ``market.ring_capacity`` trades per sy
 last ``market.bar_capacity`` closed bars. The *seam* is the oldest hot row's ``ts_event``:
 hot rows cover ``[seam, to)``, the cold tiers ``[from, seam]`` (inclusive, so the rows at
 the seam come from both and are de-duplicated: ticks by source sequence number and time,
-bars by open time). A query entirely inside the ring touches no file.
+bars by open time). A query starting after the seam touches no file.
 
 Why pyarrow and not DuckDB: pyarrow is already a dependency (it writes the files); we list
 the files to read ourselves (date partitions from the range, compacted files by symbol

@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pyarrow as pa
+import pyarrow.compute
 import pyarrow.parquet as pq
 import pytest
 
@@ -163,57 +164,77 @@ query($s: String!, $i: String!, $from: String!, $to: String) {
 """
 
 
+FINITE = """
+[market]
+symbols = ["AAPL", "MSFT", "NVDA"]
+intervals = ["1s", "1m"]
+ring_capacity = 16
+bar_capacity = 16
+[sources.sim]
+rate = 3000
+batch_ms = 20
+seed = 5
+realtime = false
+max_events = 90000
+[store]
+path = "{path}"
+flush_interval_s = 0.2
+"""
+
+
+def source_finished(srv: TickServer) -> bool:
+    body = srv.graphql("{ status { sources { reason } } }")
+    return all(s["reason"] == "finished" for s in body["data"]["status"]["sources"])
+
+
 def test_history_joins_store_and_ring_without_gap_or_duplicate(
     tickserver: Callable[..., TickServer], tmp_path: Path
 ) -> None:
-    # Arrange: a ring of 16 trades and 16 bars, so almost everything comes from the store.
+    # Arrange: 30 s of event time (bars close on event time), a ring of 16 trades and 16
+    # bars per symbol, so most of the answer must come from the store.
     data = tmp_path / "data"
-    srv = tickserver(config=config(data, ring=16))
-    wait_for(lambda: max_seen_seq(srv) > 3000, "trades flowing")
-    time.sleep(3.0)  # several 1s bars closed, several flushes done
-    until_ns = time.time_ns() - 2_000_000_000  # every bar opening before this is closed
-    until = str(until_ns)
+    srv = tickserver(config=FINITE.format(path=data))
+    wait_for(lambda: source_finished(srv), "the finite feed to finish")
+    far = str(time.time_ns() + 10**15)
+    ring = srv.graphql('{ ticks(symbol: "MSFT", last: 16) { ts } }')["data"]["ticks"]
 
     # Act
-    ticks = srv.graphql(HISTORY, {"s": "MSFT", "i": "tick", "from": "0", "to": until})
-    bars = srv.graphql(HISTORY, {"s": "MSFT", "i": "1s", "from": "0", "to": until})
+    ticks = srv.graphql(HISTORY, {"s": "MSFT", "i": "tick", "from": "0", "to": far})
+    bars = srv.graphql(HISTORY, {"s": "MSFT", "i": "1s", "from": "0", "to": far})
     ranged = srv.graphql(
         'query($to: String) { bars(symbol: "MSFT", interval: "1s", last: 1000, '
         'forming: false, from: "0", to: $to) { ts close } }',
-        {"to": until},
+        {"to": far},
     )
-    hot_only = srv.graphql(
-        HISTORY, {"s": "MSFT", "i": "tick", "from": str(time.time_ns() - 1_000_000), "to": None}
-    )
+    # Strictly after the oldest trade in memory (the seam itself is also read from the store).
+    hot_only = srv.graphql(HISTORY, {"s": "MSFT", "i": "tick", "from": ring[1]["ts"], "to": far})
     assert srv.stop(signal.SIGTERM) == 0
 
-    # Assert: the API's answer equals the store's content for the same range.
+    # Assert: the API's answer equals the store's content (read after a clean stop).
     h = ticks["data"]["history"]
     assert not h["truncated"]
     assert h["coldRows"] > 0
+    assert h["hotRows"] == 16
     t = store_trades(data)
-    ts = t.column("ts_event").cast(pa.int64()).to_numpy()
-    sym = t.column("symbol").to_pylist()
     want = sorted(
-        int(s)
-        for s, x, y in zip(t.column("seq").to_pylist(), ts, sym, strict=True)
-        if y == "MSFT" and x < until_ns
+        int(q)
+        for q, sym in zip(t.column("seq").to_pylist(), t.column("symbol").to_pylist(), strict=True)
+        if sym == "MSFT"
     )
-    got = [int(r["seq"]) for r in h["ticks"]]
-    assert got == want  # same trades, once each, in order
-    b = bars["data"]["history"]["bars"]
-    bar_files = sorted((data / "type=bars" / "interval=1s").rglob("*.parquet"))
-    stored = pa.concat_tables([pq.read_table(f) for f in bar_files])
-    stored_ts = stored.column("ts_event").cast(pa.int64()).to_numpy()
-    msft = [
-        i
-        for i, (s, x) in enumerate(zip(stored.column("symbol").to_pylist(), stored_ts, strict=True))
-        if s == "MSFT" and x < until_ns
-    ]
-    assert len(b) == len(msft) > 16
-    assert [r["trades"] for r in b] == [stored.column("trades")[i].as_py() for i in msft]
-    assert [r["ts"] for r in ranged["data"]["bars"]] == [r["ts"] for r in b]
+    assert [int(r["seq"]) for r in h["ticks"]] == want  # every trade, once, in order
+    b = bars["data"]["history"]
+    stored = pa.concat_tables(
+        [pq.read_table(f) for f in sorted((data / "type=bars" / "interval=1s").rglob("*.parquet"))]
+    )
+    msft = stored.filter(pa.compute.equal(stored.column("symbol"), "MSFT")).sort_by("ts_event")
+    assert b["hotRows"] == 16
+    assert b["coldRows"] > 0
+    assert len(b["bars"]) == msft.num_rows > 16
+    assert [r["trades"] for r in b["bars"]] == msft.column("trades").to_pylist()
+    assert [r["close"] for r in b["bars"]] == msft.column("close").to_pylist()
+    assert [r["ts"] for r in ranged["data"]["bars"]] == [r["ts"] for r in b["bars"]]
     assert hot_only["data"]["history"]["coldRows"] == 0
+    assert len(hot_only["data"]["history"]["ticks"]) == 15
 
 
 def test_history_rejects_a_backwards_range_and_unknown_interval(
