@@ -460,18 +460,43 @@ def read_filtered(
 ) -> pa.Table:
     """Read a part or compacted file, keeping rows of ``symbol`` in ``[start_ns, end_ns)``.
 
-    Row groups are skipped by their statistics; the result has the schema of ``kind``.
+    Row groups are skipped by their statistics (symbol and ``ts_event`` min/max) before any
+    data is read; the result has the schema of ``kind``. Reads on the calling thread only
+    (callers parallelise across files).
     """
-    filters: list[tuple[str, str, Any]] = []
-    if symbol is not None:
-        filters.append(("symbol", "=", symbol))
-    if start_ns is not None:
-        filters.append(("ts_event", ">=", pa.scalar(start_ns, UTC_NS)))
-    if end_ns is not None:
-        filters.append(("ts_event", "<", pa.scalar(end_ns, UTC_NS)))
     src: Any = pa.BufferReader(source) if isinstance(source, bytes) else str(source)
-    table = pq.read_table(src, filters=filters or None, schema=SCHEMAS[kind])
-    return table.replace_schema_metadata(None)
+    with pq.ParquetFile(src) as pf:
+        md = pf.metadata
+        names = pf.schema_arrow.names
+        i_sym, i_ts = names.index("symbol"), names.index("ts_event")
+        keep = []
+        for rg in range(md.num_row_groups):
+            grp = md.row_group(rg)
+            s_sym = grp.column(i_sym).statistics
+            s_ts = grp.column(i_ts).statistics
+            known = symbol is not None and s_sym is not None and s_sym.has_min_max
+            if known and not s_sym.min <= symbol <= s_sym.max:
+                continue
+            if s_ts is not None and s_ts.has_min_max:
+                if start_ns is not None and s_ts.max_raw < start_ns:
+                    continue
+                if end_ns is not None and s_ts.min_raw >= end_ns:
+                    continue
+            keep.append(rg)
+        if not keep:
+            return SCHEMAS[kind].empty_table()
+        table = pf.read_row_groups(keep, use_threads=False)
+    mask = None
+    if symbol is not None:
+        mask = pc.equal(table.column("symbol"), symbol)
+    ts = table.column("ts_event")
+    for op, bound in (("greater_equal", start_ns), ("less", end_ns)):
+        if bound is not None:
+            m = getattr(pc, op)(ts, pa.scalar(bound, UTC_NS))
+            mask = m if mask is None else pc.and_(mask, m)
+    if mask is not None:
+        table = table.filter(mask)
+    return table.replace_schema_metadata(None).cast(SCHEMAS[kind])
 
 
 # ----------------------------------------------------------------------------- object stores
