@@ -723,7 +723,8 @@ class S3Store:
             With the reason (no such bucket, access denied, unreachable, no credentials).
         """
         try:
-            self.client.list_objects_v2(Bucket=self.bucket, Prefix=self.key("") + "/", MaxKeys=1)
+            prefix = self.prefix + "/" if self.prefix else ""
+            self.client.list_objects_v2(Bucket=self.bucket, Prefix=prefix, MaxKeys=1)
         except Exception as exc:
             raise self._error(exc) from exc
 
