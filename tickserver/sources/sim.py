@@ -66,6 +66,7 @@ class SimSource(Source):
         super().__init__(name, ctx)
         self.cfg = cfg
         self.symbol_names = ctx.symbols_for(cfg.symbols)
+        self.symbols = self.symbol_names
         self.ids = ctx.symbols.intern_many(self.symbol_names)
         prices = [cfg.prices.get(s, REFERENCE_PRICES.get(s, 100.0)) for s in self.symbol_names]
         self.sim = MarketSim(
