@@ -201,7 +201,8 @@ def build_app(
 
     metrics = Metrics()
     bus = Bus(default_maxsize=cfg.bus.subscriber_maxsize)
-    symbols = Symbols(cfg.market.symbols)
+    # Sources register the symbols they serve; `symbols` then lists exactly those.
+    symbols = Symbols()
     sink_ctx = SinkContext(config=cfg, bus=bus, symbols=symbols, metrics=metrics)
     src_ctx = SourceContext(
         config=cfg,

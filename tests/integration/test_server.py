@@ -360,8 +360,8 @@ def test_auth_off_by_default(tickserver: Callable[..., TickServer]) -> None:
 
 
 def test_config_error_names_the_key_and_exits_2(tmp_path: Any) -> None:
-    srv = TickServer(tmp_path, config="[server]\nport = 'eighty'\n")
-    with pytest.raises(RuntimeError, match=r"server\.port"):
+    srv = TickServer(tmp_path, config="[market]\nring_capacity = 'lots'\n")
+    with pytest.raises(RuntimeError, match=r"market\.ring_capacity: Input should be a valid integer"):
         srv.start()
     assert srv.proc is not None
     assert srv.proc.returncode == 2
