@@ -155,6 +155,15 @@ class IndicatorConfig(Section):
     intervals: list[Interval] = Field(default_factory=lambda: ["tick", "1m"])
 
 
+def indicator_outputs(ind: IndicatorConfig) -> list[str]:
+    """Names of the values an indicator publishes."""
+    if ind.kind == "macd":
+        return [ind.name, f"{ind.name}.signal", f"{ind.name}.hist"]
+    if ind.kind == "bbands":
+        return [f"{ind.name}.upper", f"{ind.name}.middle", f"{ind.name}.lower"]
+    return [ind.name]
+
+
 def _default_indicators() -> list[IndicatorConfig]:
     return [
         IndicatorConfig(name="ema12", kind="ema", period=12),
@@ -426,6 +435,37 @@ class Config(Section):
         rules = [r.name for r in self.signals]
         if len(set(rules)) != len(rules):
             raise ValueError("signal rule names must be unique")
+        bar_intervals = set(self.market.intervals)
+        outputs: dict[str, set[str]] = {}
+        kinds = {i.name: i.kind for i in self.indicators}
+        for ind in self.indicators:
+            for iv in ind.intervals:
+                if iv != "tick" and iv not in bar_intervals:
+                    raise ValueError(
+                        f"indicator {ind.name!r}: interval {iv!r} is not in market.intervals "
+                        f"({', '.join(self.market.intervals)})"
+                    )
+                outputs.setdefault(iv, set()).update(indicator_outputs(ind))
+        for r in self.signals:
+            have = outputs.get(r.interval, set()) | {"close"}
+            if r.interval != "tick" and r.interval not in bar_intervals:
+                raise ValueError(f"signal {r.name!r}: interval {r.interval!r} is not configured")
+            refs = {"crossover": [r.fast, r.slow], "threshold": [r.indicator], "breakout": []}[
+                r.kind
+            ]
+            for ref in refs:
+                if ref not in have:
+                    raise ValueError(
+                        f"signal {r.name!r}: {ref!r} is not computed on interval {r.interval!r} "
+                        f"(available: {', '.join(sorted(have))})"
+                    )
+            if r.kind == "breakout" and (
+                kinds.get(r.band or "") != "bbands" or f"{r.band}.upper" not in have
+            ):
+                raise ValueError(
+                    f"signal {r.name!r}: band {r.band!r} must name a bbands indicator computed "
+                    f"on interval {r.interval!r}"
+                )
         return self
 
     def source_section(self, name: str) -> Mapping[str, Any]:
