@@ -437,7 +437,9 @@ def test_backfilled_trades_after_a_symbols_last_bar_open_bars_even_behind_the_cl
     reg = _core.SymbolRegistry()
     reg.intern("AAA")
     reg.intern("BBB")
-    eng = _core.Engine(reg, ring_capacity=64, bar_capacity=64, intervals=[M], indicators=[], rules=[])
+    eng = _core.Engine(
+        reg, ring_capacity=64, bar_capacity=64, intervals=[M], indicators=[], rules=[]
+    )
     eng.on_trade(0, t0 + 5 * 10**9, 10.0, 1.0)
     eng.advance(t0 + 5 * M + 30 * 10**9)
     # Act: backfill 10:01 and 10:02 for both symbols, then a trade older than AAA's last bar
