@@ -351,7 +351,14 @@ class GraphQLWebSocket:
             if not isinstance(op_id, str) or not isinstance(payload, dict):
                 conn.close_soon(4400, "Invalid message received")
                 return
-            await self._on_subscribe(conn, op_id, payload)
+            try:
+                await self._on_subscribe(conn, op_id, payload)
+            except Exception as exc:
+                # A bug in one operation must not take the connection (and its other
+                # subscriptions) down: report it on that operation only.
+                log.exception("operation %s failed to start", op_id)
+                conn.ops.pop(op_id, None)
+                conn.send_error(op_id, [{"message": f"internal error: {exc}"}])
         elif mtype in ("complete", "stop"):
             op_id = msg.get("id")
             if isinstance(op_id, str):
