@@ -27,7 +27,12 @@ def add_parser(sub: Any) -> None:
         bp.add_argument("--json", action="store_true", help="print one JSON object last")
         mod.add_arguments(bp)
         bp.set_defaults(handler=_runner(mod))
-    p.set_defaults(handler=lambda _args: (p.print_help(), 2)[1])
+
+    def usage(_args: argparse.Namespace) -> int:
+        p.print_help()
+        return 2
+
+    p.set_defaults(handler=usage)
 
 
 def _runner(mod: Any) -> Any:

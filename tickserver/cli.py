@@ -70,7 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
         default="max",
         help="1 = recorded pace, N = N times faster, max = as fast as possible (default max)",
     )
-    replay.add_argument("--symbol", help="symbol of a one-symbol OHLCV file (yfinance format)")
+    replay.add_argument(
+        "--symbol",
+        help="symbol of a file without one (one-ticker OHLCV, trades without a symbol column); "
+        "for a file with symbols, replay only this one",
+    )
     replay.add_argument(
         "--format",
         choices=["auto", "csv", "parquet", "jsonl", "ohlcv"],
@@ -83,11 +87,28 @@ def build_parser() -> argparse.ArgumentParser:
         help="skip and count invalid rows instead of stopping at the first one",
     )
     replay.add_argument(
+        "--bar-interval",
+        default="auto",
+        help="interval of OHLCV bars, e.g. 1m, 1h, 1d (default: inferred from the bar times)",
+    )
+    replay.add_argument(
+        "--timezone",
+        default="UTC",
+        help="time zone of timestamps written without an offset (default UTC)",
+    )
+    replay.add_argument(
+        "--allow-out-of-order",
+        action="store_true",
+        help="replay rows whose ts is earlier than the previous row's instead of rejecting them",
+    )
+    replay.add_argument(
         "--exit",
         action="store_true",
         help="exit once the file is replayed and sinks are flushed (default: keep serving)",
     )
-    replay.add_argument("--no-progress", action="store_true", help="no progress bar")
+    replay.add_argument(
+        "--no-progress", action="store_true", help="no progress bar (or progress log lines)"
+    )
     _add_server_args(replay)
     replay.set_defaults(handler=cmd_replay)
 
@@ -160,6 +181,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     """``tickserver replay FILE``."""
+    from pydantic import ValidationError
+
+    from tickserver.config import format_validation_error
     from tickserver.sources.replay import ReplayConfig, ReplaySource
 
     cfg = _load(args)
@@ -171,9 +195,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
             format=args.format,
             skip_bad_rows=args.skip_bad_rows,
             progress=not args.no_progress and sys.stderr.isatty(),
+            bar_interval=args.bar_interval,
+            timezone=args.timezone,
+            out_of_order="allow" if args.allow_out_of_order else "reject",
         )
-    except ValueError as exc:
-        print(f"tickserver: {exc}", file=sys.stderr)
+    except ValidationError as exc:
+        print(f"tickserver: {format_validation_error(exc, 'command line')}", file=sys.stderr)
         return 2
     holder: dict[str, Any] = {}
 
@@ -234,8 +261,7 @@ def serve(
         await runner.setup()
         site = web.TCPSite(runner, host, port, shutdown_timeout=cfg.server.shutdown_timeout_s)
         await site.start()
-        bound = [s.getsockname() for s in (site._server.sockets if site._server else [])]  # type: ignore[union-attr]
-        addr = bound[0] if bound else (host, port)
+        addr = runner.addresses[0] if runner.addresses else (host, port)
         log.info(
             "tickserver %s serving on http://%s:%s (sources: %s; sinks: %s)",
             __version__,
@@ -251,7 +277,7 @@ def serve(
             loop.add_signal_handler(sig, stop.set)
         waiter: asyncio.Task[Any] | None = None
         if exit_when_done is not None and "source" in exit_when_done:
-            waiter = asyncio.create_task(_wait_replay(exit_when_done["source"], state, stop))
+            waiter = asyncio.create_task(_wait_replay(exit_when_done, state, stop))
         await stop.wait()
         log.info("shutting down", extra={"event": "shutdown"})
         if waiter is not None:
@@ -268,12 +294,18 @@ def serve(
     except OSError as exc:
         log.error("cannot listen on %s:%s: %s", host, port, exc)
         return 2
+    if exit_when_done is not None and exit_when_done.get("error"):
+        return 1
     return 0
 
 
-async def _wait_replay(source: Any, state: Any, stop: asyncio.Event) -> None:
+async def _wait_replay(holder: dict[str, Any], state: Any, stop: asyncio.Event) -> None:
+    source = holder["source"]
     await source.done.wait()
+    # Close the forming bars: the replay is over, so they are complete (also after a bad row
+    # stopped it: the rows before it were accepted).
     state.engine.flush_forming()
+    holder["error"] = source.error
     stop.set()
 
 

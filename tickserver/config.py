@@ -95,7 +95,11 @@ class ServerConfig(Section):
     max_query_depth: int = Field(12, ge=1)
     max_aliases: int = Field(30, ge=1)
     max_subscriptions_per_connection: int = Field(64, ge=1)
-    subscriber_queue: int = Field(256, ge=1, description="Messages queued per subscription.")
+    subscription_fanout: bool = Field(
+        True,
+        description="Serve identical subscriptions from one shared execution (false: strawberry "
+        "executes every subscription per subscriber; kept for comparison benchmarks).",
+    )
     ws_heartbeat_s: float = Field(20.0, gt=0)
     shutdown_timeout_s: float = Field(10.0, gt=0)
     static_dir: str | None = Field(None, description="Serve the dashboard from here instead.")

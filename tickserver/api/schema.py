@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from functools import cache
-from typing import TYPE_CHECKING, Any, NewType, TypeVar
+from typing import TYPE_CHECKING, Any, NewType, TypeVar, cast
 
 import strawberry
 from graphql import GraphQLError
@@ -74,7 +74,7 @@ def _key_map(cls: type) -> dict[str, str]:
 
 def from_row(cls: Callable[..., T], row: dict[str, Any]) -> T:
     """Build a strawberry object from a row keyed by GraphQL field names."""
-    keys = _key_map(cls)  # type: ignore[arg-type]
+    keys = _key_map(cls)
     return cls(**{keys[k]: v for k, v in row.items() if k in keys})
 
 
@@ -212,7 +212,11 @@ class Status:
 
 def _component(h: Any) -> ComponentStatus:
     return ComponentStatus(
-        name=h.name, kind=h.kind, state=h.state, reason=h.reason, details=dict(h.details)
+        name=h.name,
+        kind=h.kind,
+        state=h.state,
+        reason=h.reason,
+        details=cast(JSON, dict(h.details)),
     )
 
 
@@ -231,7 +235,7 @@ def build_status(state: AppState, market: MarketView) -> Status:
         sinks=[_component(s.health()) for s in state.sinks],
         engine=_component(state.engine.health()),
         owned_symbols=sorted(market.owned) if market.owned is not None else None,
-        counters=counters,
+        counters=cast(JSON, counters),
         subscribers=len(bus.subscriptions()),
         dropped_subscribers=sum(bus.stats.dropped_subscribers.values()),
     )
@@ -413,14 +417,14 @@ def build_schema(
     *, max_depth: int = 12, max_aliases: int = 30, extensions: list[Any] | None = None
 ) -> strawberry.Schema:
     """Build the schema with depth and alias limits."""
-    exts: list[type[SchemaExtension] | SchemaExtension] = [
-        QueryDepthLimiter(max_depth=max_depth),
-        MaxAliasesLimiter(max_alias_count=max_aliases),
+    exts: list[Callable[[], SchemaExtension]] = [
+        lambda: QueryDepthLimiter(max_depth=max_depth),
+        lambda: MaxAliasesLimiter(max_alias_count=max_aliases),
         *(extensions or []),
     ]
     return strawberry.Schema(
         query=Query,
         subscription=Subscription,
         extensions=exts,
-        config=StrawberryConfig(scalar_map=SCALARS),
+        config=StrawberryConfig(scalar_map=cast(Any, SCALARS)),
     )

@@ -22,9 +22,9 @@ import contextlib
 import logging
 import struct
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 import strawberry
@@ -149,7 +149,7 @@ class Connection:
     def op_prefix(self, op_id: str) -> bytes:
         return b'{"type":"' + self._next_type + b'","id":' + orjson.dumps(op_id) + b',"payload":'
 
-    def send_error(self, op_id: str, errors: list[dict[str, Any]]) -> None:
+    def send_error(self, op_id: str, errors: Sequence[Mapping[str, Any]]) -> None:
         """Report errors of one operation (and end it)."""
         if self.protocol == TRANSPORT_WS:
             self.send({"type": "error", "id": op_id, "payload": errors})
@@ -235,6 +235,7 @@ class GraphQLWebSocket:
             alias_validator(cfg.max_aliases),
         ]
         self.max_ops = cfg.max_subscriptions_per_connection
+        self.fanout = cfg.subscription_fanout
         self.connections: set[Connection] = set()
         self.groups: dict[tuple[Any, ...], FanoutGroup] = {}
         self.background: set[asyncio.Task[Any]] = set()
@@ -269,7 +270,7 @@ class GraphQLWebSocket:
         await ws.prepare(request)
         protocol = ws.ws_protocol or (LEGACY_WS if LEGACY_WS in offered else TRANSPORT_WS)
         conn = Connection(self, ws, protocol)
-        conn.transport = request.transport  # type: ignore[assignment]
+        conn.transport = request.transport
         self.connections.add(conn)
         keepalive: asyncio.Task[Any] | None = None
         if protocol == LEGACY_WS:
@@ -480,7 +481,12 @@ class GraphQLWebSocket:
         self, doc: DocumentNode, operation: OperationDefinitionNode, variables: dict[str, Any]
     ) -> FanoutGroup | None:
         sels = operation.selection_set.selections
-        if len(sels) != 1 or not isinstance(sels[0], FieldNode) or sels[0].directives:
+        if (
+            not self.fanout
+            or len(sels) != 1
+            or not isinstance(sels[0], FieldNode)
+            or sels[0].directives
+        ):
             return None
         root = sels[0]
         name = root.name.value
@@ -498,7 +504,7 @@ class GraphQLWebSocket:
         selection = _compile_flat(root.selection_set, item_type, fragments)
         if selection is None:
             return None
-        args = get_argument_values(field_def, root, variables)
+        args = get_argument_values(field_def, root, cast(Any, variables))
         symbols = args.get("symbols")
         if symbols is not None:
             self.market.symbol_ids(symbols)  # raises UNKNOWN_SYMBOL

@@ -8,4 +8,5 @@ BENCHMARKS: dict[str, str] = {
     "fanout": "tickserver.benchmarks.fanout",
     "kafka": "tickserver.benchmarks.kafka",
     "store": "tickserver.benchmarks.store",
+    "replay": "tickserver.benchmarks.replay",
 }
