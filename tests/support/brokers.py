@@ -79,6 +79,11 @@ class Broker:
         return self.kind == "noida"
 
     @property
+    def session_timeout_ms(self) -> int:
+        """The shortest consumer-group session the broker accepts (fast rebalances in tests)."""
+        return 2000 if self.kind == "tansu" else 6000
+
+    @property
     def enforces_message_max_bytes(self) -> bool:
         """noida-db refuses records over ~1 MB; Tansu accepts any size."""
         return self.kind == "noida"

@@ -63,7 +63,7 @@ class Rig:
     def ticks(self, n: int, *, source: str = "sim", symbols: list[str] | None = None) -> TradeBatch:
         """Publish ``n`` trades round-robin over ``symbols``; return the batch."""
         names = symbols or SYMBOLS
-        ids = np.array([self.symbols.id(s) for s in names], dtype=np.uint32)[
+        ids = np.array([self.symbols.intern(s) for s in names], dtype=np.uint32)[
             np.arange(n) % len(names)
         ]
         seq = np.arange(self.seq + 1, self.seq + n + 1, dtype=np.uint64)
