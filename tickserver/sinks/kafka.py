@@ -74,6 +74,7 @@ _TOO_LARGE_ERRNOS = frozenset({10, 18})  # MESSAGE_TOO_LARGE, RECORD_LIST_TOO_LA
 _RECORD_OVERHEAD = 128  # record framing + our three headers, in bytes (generous)
 _READ_MAX_BYTES = 4 << 20  # spool bytes per read: ~90k ticks as frames
 _LOG_EVERY_S = 30.0
+_IDLE_CHECK_S = 5.0  # with nothing to send, check the connection this often
 _STALL_S = 2.0  # no acknowledgement for this long during a send round: health() is degraded
 
 
@@ -154,7 +155,7 @@ class KafkaSink(Sink):
         self._detach: list[Callable[[], None]] = []
         self._wake = asyncio.Event()
         self._stopping = False
-        self._drained = asyncio.Event()
+        self._deliver_task: asyncio.Task[Any] | None = None
         self._producer: Any = None
         self._round_started: float | None = None
         self._last_ack = 0.0
@@ -251,7 +252,7 @@ class KafkaSink(Sink):
             f"connecting to {','.join(cfg.bootstrap_servers)}",
             **self._details(),
         )
-        self.spawn(self._run(), name="deliver")
+        self._deliver_task = self.spawn(self._run(), name="deliver")
 
     async def stop(self) -> None:
         """Detach, deliver the backlog for up to ``shutdown_flush_s``, close; idempotent.
@@ -265,9 +266,11 @@ class KafkaSink(Sink):
         self._detach.clear()
         self._stopping = True
         self._wake.set()
-        if self.connected and self.kcfg.shutdown_flush_s > 0 and self._tasks:
+        task = self._deliver_task
+        if self.connected and self.kcfg.shutdown_flush_s > 0 and task is not None:
+            # The delivery loop returns once the spool is empty (or is cancelled below).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._drained.wait(), self.kcfg.shutdown_flush_s)
+                await asyncio.wait_for(asyncio.shield(task), self.kcfg.shutdown_flush_s)
         await super().stop()
         if self._producer is not None:
             await self._close_producer()
@@ -451,6 +454,7 @@ class KafkaSink(Sink):
         next_read = spool.committed_offset + 1
         held: _Held | None = None
         flush_s = self.kcfg.flush_ms / 1000.0
+        await self._ensure_producer()  # connect now: readiness should not wait for data
         while True:
             chunk = await asyncio.to_thread(
                 spool.read, next_read, max_records=10_000, max_bytes=_READ_MAX_BYTES
@@ -483,20 +487,35 @@ class KafkaSink(Sink):
                     await asyncio.to_thread(spool.commit, upto)
             if chunk and len(chunk) >= 10_000:
                 continue
-            if spool.backlog_records == 0 and held is None:
-                self._drained.set()
-                if self._stopping:
-                    return
-            else:
-                self._drained.clear()
-            if self._stopping and not chunk and held is None:
+            if self._stopping and held is None and spool.backlog_records == 0:
                 return
             self._wake.clear()
             if spool.next_offset > next_read:
                 continue
-            timeout = None if held is None else max(0.0, held.since + flush_s - time.monotonic())
-            with contextlib.suppress(TimeoutError):
+            timeout = _IDLE_CHECK_S
+            if held is not None:
+                timeout = max(0.0, held.since + flush_s - time.monotonic())
+            try:
                 await asyncio.wait_for(self._wake.wait(), timeout)
+            except TimeoutError:
+                if held is None:
+                    await self._check_idle_connection()
+
+    async def _check_idle_connection(self) -> None:
+        """While nothing is sent, ask the broker for metadata now and then, so ``/readyz``
+        notices a broker that went away (and recovers) even when no events flow."""
+        producer = self._producer
+        try:
+            if producer is None:
+                await self._ensure_producer()
+                return
+            ok = await asyncio.wait_for(
+                producer.client.force_metadata_update(), self.kcfg.request_timeout_ms / 1000.0
+            )
+            if not ok:
+                raise ConnectionError("no broker answered a metadata request")
+        except (TimeoutError, ConnectionError) as exc:
+            await self._on_failure(exc)
 
     async def _deliver(self, records: list[OutRecord]) -> None:
         """Send ``records`` until every one is acknowledged or dead-lettered."""
