@@ -12,7 +12,7 @@ import importlib.util
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +22,7 @@ from tickserver.bus import Bus
 from tickserver.component import Component, Health
 from tickserver.config import Config
 from tickserver.engine import Engine
-from tickserver.metrics import Metrics
+from tickserver.metrics import Family, Metrics, Sample
 from tickserver.ownership import OWNERSHIP_TOPIC, Ownership
 from tickserver.sinks.base import Sink, SinkContext
 from tickserver.sources import registry
@@ -32,10 +32,12 @@ from tickserver.symbols import Symbols
 log = logging.getLogger(__name__)
 
 # (name, module, enabled?) — each module exposes ``create(ctx: SinkContext) -> Sink``.
+# CloudWatch comes first so that it stops last: its final datapoints then show the backlog
+# the other sinks left after flushing, not the one they had before.
 SINKS: list[tuple[str, str, Callable[[Config], bool]]] = [
+    ("cloudwatch", "tickserver.sinks.cloudwatch", lambda c: c.cloudwatch.enabled),
     ("store", "tickserver.sinks.store", lambda c: c.store.enabled),
     ("kafka", "tickserver.sinks.kafka", lambda c: c.kafka.enabled),
-    ("cloudwatch", "tickserver.sinks.cloudwatch", lambda c: c.cloudwatch.enabled),
 ]
 
 
@@ -76,6 +78,23 @@ class AppState:
     def uptime_s(self) -> float:
         """Seconds since the app was built."""
         return time.monotonic() - self.started_at
+
+    def collect_metrics(self) -> Iterable[Family]:
+        """Report readiness, sink backlogs and bus drops as metric families (for /metrics
+        and the CloudWatch sink, which read only the registry)."""
+        m = self.metrics
+        ready = m.family("ready", "gauge", "1 when /readyz answers 200, else 0")
+        ready.samples = [Sample(ready.name, (), 1.0 if self.readiness()[0] else 0.0)]
+        backlog = m.family("sink_backlog", "gauge", "Records accepted by a sink, not yet delivered")
+        backlog.samples = [
+            Sample(backlog.name, (("sink", s.name),), float(s.backlog())) for s in self.sinks
+        ]
+        drops = m.family("bus_dropped_subscribers_total", "counter", "Slow bus subscribers dropped")
+        drops.samples = [
+            Sample(drops.name, (("subscriber", k),), float(v))
+            for k, v in sorted(self.bus.stats.dropped_subscribers.items())
+        ]
+        return [ready, backlog, drops]
 
 
 APP_STATE = web.AppKey("tickserver_state", AppState)
@@ -179,6 +198,7 @@ def build_app(
         sinks=sinks,
         token=token,
     )
+    metrics.register_collector(state.collect_metrics)
     app = http.create_web_app(state)
     app[APP_STATE] = state
     _follow_ownership(bus, state.extras["market"])

@@ -374,10 +374,61 @@ class StoreConfig(Section):
 
 
 class CloudWatchConfig(Section):
-    """CloudWatch metrics (embedded metric format on stdout or PutMetricData)."""
+    """CloudWatch metrics: embedded metric format (EMF) lines, or batched PutMetricData.
+
+    ``emf`` (default) writes one JSON line per dimension combination every ``interval_s`` to
+    ``emf_target``; the CloudWatch agent ships them and CloudWatch Logs turns them into
+    metrics, so the process makes no AWS calls. ``api`` calls PutMetricData through boto3 in
+    a thread (credentials from boto3's default chain, never from this file).
+    """
 
     enabled: bool = False
-    namespace: str = "tickserver"
+    namespace: str = Field("tickserver", min_length=1, max_length=255)
+    mode: Literal["emf", "api"] = "emf"
+    interval_s: float = Field(
+        60.0, ge=1.0, le=3600.0, description="Seconds per datapoint (< 60: high resolution)."
+    )
+    emf_target: str = Field(
+        "stdout",
+        description="Where EMF lines go: stdout, file:PATH, tcp://HOST:PORT or udp://HOST:PORT "
+        "(the CloudWatch agent's EMF listener is tcp://127.0.0.1:25888).",
+    )
+    dimensions: dict[str, str] = Field(
+        default_factory=dict,
+        description='Added to every metric, e.g. { Stack = "tickserver-prod" }.',
+    )
+    region: str | None = Field(None, description="api mode: region (default: boto3's chain).")
+    endpoint_url: str | None = Field(None, description="api mode: a non-default endpoint.")
+    market_open_metric: bool = Field(
+        True, description="Emit MarketOpen (0/1) from market.calendar, for session-aware alarms."
+    )
+    extra_metrics: list[str] = Field(
+        default_factory=list,
+        description="More /metrics families to export as they are (name without tickserver_).",
+    )
+
+    @field_validator("emf_target")
+    @classmethod
+    def _check_target(cls, v: str) -> str:
+        if v == "stdout" or (v.startswith("file:") and len(v) > 5):
+            return v
+        for scheme in ("tcp://", "udp://"):
+            if v.startswith(scheme):
+                host, sep, port = v[len(scheme) :].rpartition(":")
+                if sep and host and port.isdigit() and 0 < int(port) < 65536:
+                    return v
+        raise ValueError("expected stdout, file:PATH, tcp://HOST:PORT or udp://HOST:PORT")
+
+    @field_validator("dimensions")
+    @classmethod
+    def _check_dimensions(cls, v: dict[str, str]) -> dict[str, str]:
+        # CloudWatch allows 30 dimensions per metric; up to 3 more come from metric labels.
+        if len(v) > 27:
+            raise ValueError("at most 27 dimensions")
+        for key, value in v.items():
+            if not key or not value or len(key) > 255 or len(value) > 1024:
+                raise ValueError(f"dimension {key!r}: names and values must be non-empty")
+        return v
 
 
 class Config(Section):

@@ -464,6 +464,7 @@ def rebuilt(chunks: list[Chunk], rule: str) -> pd.DataFrame:
 
 def expected(bars: pd.DataFrame, symbol: str, rule: str) -> pd.DataFrame:
     b = bars.tz_convert("UTC")
+    b.index = b.index.as_unit("ns")  # pandas 3 builds date ranges in µs; the engine works in ns
     out = b.resample(rule).agg(
         {"Open": "first", "High": "max", "Low": "min", "Close": "last", "Volume": "sum"}
     )
