@@ -178,6 +178,23 @@ class Collector:
                 for r in recs:
                     self.values[tp.topic].append(orjson.loads(r.value))
 
+    async def wait_caught_up(self, within: float) -> None:
+        """Wait until every assigned partition is read up to its high watermark (stable)."""
+        deadline = time.monotonic() + within
+        stable = 0
+        while time.monotonic() < deadline:
+            tps = self._consumer.assignment()
+            done = bool(tps)
+            for tp in tps:
+                hw = self._consumer.highwater(tp)
+                if hw is None or await self._consumer.position(tp) < hw:
+                    done = False
+            stable = stable + 1 if done else 0
+            if stable >= 3:
+                return
+            await asyncio.sleep(0.2)
+        raise AssertionError(f"the consumer did not catch up within {within}s")
+
     def events(self, topic: str) -> int:
         """Events seen on ``topic`` (a batched record counts its ``n``; duplicates count)."""
         return sum(int(v.get("n", 1)) for v in self.values[topic] if v["type"] != "gap")
