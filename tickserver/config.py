@@ -302,7 +302,7 @@ class KafkaConfig(Section):
     )
     partitions: int = Field(12, ge=1, description="Partitions of topics tickserver creates.")
     replication_factor: int = Field(
-        -1, ge=-1, description="Replication of created topics (-1: the broker's default)."
+        -1, ge=-1, description="Replication of created topics (-1: min(3, brokers in the cluster))."
     )
     topic_configs: dict[str, str] = Field(
         default_factory=dict, description="Topic configs for created topics (retention.ms, …)."
@@ -352,6 +352,8 @@ class KafkaConfig(Section):
             self.sasl_username
         ):
             raise ValueError(f"sasl_mechanism {self.sasl_mechanism} needs sasl_username")
+        if self.replication_factor == 0:
+            raise ValueError("replication_factor must be -1 (automatic) or at least 1")
         if self.aws_profile and self.aws_role_arn:
             raise ValueError("set aws_profile or aws_role_arn, not both")
         if (self.ssl_certfile is None) != (self.ssl_keyfile is None):

@@ -240,18 +240,21 @@ async def ensure_topics(
         missing = [t for t in topics if t not in existing]
         if not missing:
             return []
-        new = []
-        for t in missing:
-            nt = NewTopic(
+        replication = cfg.replication_factor
+        if replication == -1:
+            # "The broker's default" is only expressible from CreateTopics v4 on; aiokafka may
+            # speak an older version, so pick min(3, brokers) like a sensible default would.
+            brokers = (await admin.describe_cluster()).get("brokers", [])
+            replication = max(1, min(3, len(brokers)))
+        new = [
+            NewTopic(
                 t,
                 num_partitions=cfg.partitions,
-                replication_factor=max(cfg.replication_factor, 1),
+                replication_factor=replication,
                 topic_configs=dict(cfg.topic_configs),
             )
-            # aiokafka's NewTopic refuses -1 (the broker's default replication) without an
-            # explicit assignment, but the protocol accepts it.
-            nt.replication_factor = cfg.replication_factor
-            new.append(nt)
+            for t in missing
+        ]
         resp = await admin.create_topics(new)
         created = []
         for topic, code, *rest in resp.topic_errors:
