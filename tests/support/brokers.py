@@ -20,6 +20,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import threading
@@ -186,8 +187,9 @@ class ApiVersionsFixProxy:
     therefore also rewrites the advertised port in Metadata replies to its own.
     """
 
-    def __init__(self, target_port: int) -> None:
+    def __init__(self, target_port: int, *, tls: ssl.SSLContext | None = None) -> None:
         self.target_port = target_port
+        self.tls = tls
         self.port = free_port()
         self._loop = asyncio.new_event_loop()
         self._server: asyncio.base_events.Server | None = None
@@ -200,7 +202,9 @@ class ApiVersionsFixProxy:
         return self
 
     async def _serve(self) -> None:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+        self._server = await asyncio.start_server(
+            self._handle, "127.0.0.1", self.port, ssl=self.tls
+        )
 
     async def _handle(self, cr: asyncio.StreamReader, cw: asyncio.StreamWriter) -> None:
         try:
