@@ -34,6 +34,7 @@ missing and a ``gap`` record on the topic names the range once the spool has roo
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import dataclasses
 import logging
@@ -54,6 +55,7 @@ from tickserver.events import BarBatch, QuoteBatch, SignalBatch, TradeBatch
 from tickserver.kafka import client as kclient
 from tickserver.kafka.records import (
     Frame,
+    FrameError,
     Gap,
     Kind,
     OutRecord,
@@ -461,7 +463,11 @@ class KafkaSink(Sink):
             )
             immediate: list[Frame] = []
             for _off, data in chunk:
-                fr = unpack_frame(data)
+                try:
+                    fr = unpack_frame(data)
+                except FrameError as exc:
+                    self._dead_letter_frame(_off, data, exc)
+                    continue
                 if fr.kind in self.batched_kinds:
                     if held is None:
                         held = _Held([], _off, time.monotonic())
@@ -529,9 +535,13 @@ class KafkaSink(Sink):
                 if not self.spool_full and self._health.state != "ok":
                     self.set_health("ok", "", **self._details())
                 backoff = self.kcfg.retry_backoff_ms / 1000.0
-            except _RoundFailedError as failed:
-                pending = failed.pending
-                await self._on_failure(failed.cause)
+            except Exception as exc:
+                # A round that failed as a whole (metadata, topic lookup) sends everything
+                # again; a partial failure only the partitions not acknowledged.
+                cause: BaseException = exc
+                if isinstance(exc, _RoundFailedError):
+                    pending, cause = exc.pending, exc.cause
+                await self._on_failure(cause)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self.kcfg.retry_backoff_max_ms / 1000.0)
 
@@ -663,6 +673,17 @@ class KafkaSink(Sink):
         self.delivered_events += events
         self.m_records.inc(len(recs), topic=topic)
         self.m_events.inc(events, kind=recs[0].rtype.rstrip("s"))
+
+    def _dead_letter_frame(self, offset: int, data: bytes, exc: FrameError) -> None:
+        """A spool record that is not a frame this version understands: keep it, move on."""
+        rec = OutRecord(
+            topic="",
+            key=b"",
+            value=base64.b64encode(data),
+            rtype="spool-frame",
+            events=0,
+        )
+        self._dead_letter(rec, f"spool record {offset} cannot be decoded ({exc}); value is base64")
 
     def _dead_letter(self, rec: OutRecord, why: str) -> None:
         self.dead_lettered += 1

@@ -27,6 +27,7 @@ from tests.support.kafka import (
     kafka_config,
     wait_for,
 )
+from tickserver.spool import Spool
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka]
 
@@ -372,3 +373,25 @@ async def test_full_spool_drops_newest_loudly_and_announces_the_gap(
         }
         assert seen.isdisjoint(missing)
         assert seen | missing == set(range(1, max(seen | missing) + 1)), sym
+
+
+async def test_undecodable_spool_record_is_dead_lettered_and_delivery_goes_on(
+    broker: Broker, kcat: Reader, tmp_path: Path
+) -> None:
+    # Arrange: a record in the spool that is not a frame (e.g. from a future version)
+    cfg = kafka_config(tmp_path, broker.bootstrap)
+    spool = Spool(tmp_path / "spool", max_bytes=1 << 20)
+    spool.append(b"not a frame")
+    spool.close()
+    # Act
+    async with Rig(cfg) as rig:
+        rig.ticks(10)
+        await rig.wait_delivered()
+        dead = rig.sink.dead_lettered
+    rows = await asyncio.to_thread(kcat, "tickserver.ticks")
+    # Assert
+    assert dead == 1
+    entry = json.loads((tmp_path / "spool" / "dead-letter.jsonl").read_text())
+    assert entry["record_type"] == "spool-frame"
+    assert "cannot be decoded" in entry["error"]
+    assert sorted(r["value"]["seq"] for r in rows) == list(range(1, 11))
