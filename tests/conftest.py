@@ -8,7 +8,19 @@ from typing import Any
 
 import pytest
 
+from tests.support import netguard
 from tests.support.server import TickServer
+
+# Tests are offline: any connection that leaves the machine fails (and fails the test).
+netguard.install()
+
+
+@pytest.fixture(autouse=True)
+def _no_network() -> Iterator[None]:
+    before = len(netguard.BLOCKED)
+    yield
+    blocked = netguard.BLOCKED[before:]
+    assert not blocked, f"test tried to reach the network: {blocked}"
 
 
 @pytest.fixture

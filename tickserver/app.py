@@ -7,6 +7,7 @@ engine (closing forming bars), and flushes sinks last.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import importlib.util
 import logging
@@ -128,13 +129,29 @@ def build_sinks(cfg: Config, ctx: SinkContext) -> list[Sink]:
     return sinks
 
 
-def build_sources(cfg: Config, ctx: SourceContext, names: list[str] | None = None) -> list[Source]:
-    """Create the enabled sources (``names`` overrides ``sources.enabled``)."""
-    out = []
+def build_sources(
+    cfg: Config,
+    ctx: SourceContext,
+    names: list[str] | None = None,
+    source_symbols: dict[str, list[str]] | None = None,
+) -> list[Source]:
+    """Create the enabled sources (``names`` overrides ``sources.enabled``).
+
+    ``source_symbols`` gives a source its own symbols (``--symbols yfinance=AAPL``).
+
+    Raises
+    ------
+    ValueError
+        When two sources would publish the same symbol (their ticks would interleave).
+    """
+    out: list[Source] = []
     for name in names or cfg.sources.enabled:
         plugin = registry.get(name)
         section = plugin.config_model.model_validate(cfg.source_section(name))
-        out.append(plugin.factory(ctx, section))
+        own = (source_symbols or {}).get(name)
+        sctx = dataclasses.replace(ctx, symbols_override=tuple(own)) if own else ctx
+        out.append(plugin.factory(sctx, section))
+    check_symbol_overlap(out)
     return out
 
 
@@ -147,12 +164,33 @@ def _follow_ownership(bus: Bus, market: Any) -> None:
     bus.attach(OWNERSHIP_TOPIC, on_ownership, name="api.ownership")
 
 
+def check_symbol_overlap(sources: list[Source]) -> None:
+    """Refuse two sources serving one symbol: give each its own (``[sources.<name>] symbols``).
+
+    Raises
+    ------
+    ValueError
+        Naming the symbol and both sources.
+    """
+    owner: dict[str, str] = {}
+    for src in sources:
+        for sym in getattr(src, "symbols", ()):
+            if sym in owner and owner[sym] != src.name:
+                raise ValueError(
+                    f"symbol {sym} is served by both {owner[sym]!r} and {src.name!r}; give each "
+                    "source its own symbols ([sources.<name>] symbols = [...] or "
+                    "--symbols NAME=A,B)"
+                )
+            owner[sym] = src.name
+
+
 def build_app(
     cfg: Config,
     *,
     source_names: list[str] | None = None,
     symbols_override: list[str] | None = None,
     extra_sources: list[Callable[[SourceContext], Source]] | None = None,
+    source_symbols: dict[str, list[str]] | None = None,
 ) -> web.Application:
     """Build the application: components, routes, GraphQL.
 
@@ -166,12 +204,15 @@ def build_app(
         Symbols for the sources instead of their configured ones (``--symbols``).
     extra_sources
         Factories of additional sources (used by ``tickserver replay``).
+    source_symbols
+        Per-source symbols (``--symbols NAME=A,B``), taking precedence over ``symbols_override``.
     """
     from tickserver.api import http
 
     metrics = Metrics()
     bus = Bus(default_maxsize=cfg.bus.subscriber_maxsize)
-    symbols = Symbols(cfg.market.symbols)
+    # Sources register the symbols they serve; `symbols` then lists exactly those.
+    symbols = Symbols()
     sink_ctx = SinkContext(config=cfg, bus=bus, symbols=symbols, metrics=metrics)
     src_ctx = SourceContext(
         config=cfg,
@@ -181,9 +222,12 @@ def build_app(
         symbols_override=tuple(symbols_override) if symbols_override else None,
     )
     sinks = build_sinks(cfg, sink_ctx)
-    sources = build_sources(cfg, src_ctx, source_names) if source_names != [] else []
+    sources = (
+        build_sources(cfg, src_ctx, source_names, source_symbols) if source_names != [] else []
+    )
     for factory in extra_sources or []:
         sources.append(factory(src_ctx))
+    check_symbol_overlap(sources)
     live = any(s.live for s in sources) or not sources
     engine = Engine(cfg, bus, symbols, metrics, live_clock=live)
     token = os.environ.get(cfg.server.auth_token_env) or None

@@ -55,7 +55,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME[,NAME]",
         help="sources to run instead of sources.enabled (e.g. sim, yfinance, alphavantage)",
     )
-    run.add_argument("--symbols", metavar="A,B", help="symbols for the sources, e.g. AAPL,MSFT")
+    run.add_argument(
+        "--symbols",
+        metavar="[SOURCE=]A,B",
+        action="append",
+        help="symbols for the sources, e.g. AAPL,MSFT; repeat as SOURCE=A,B to give each source "
+        "its own (--symbols yfinance=AAPL,MSFT --symbols alphavantage=IBM)",
+    )
     run.set_defaults(handler=cmd_run)
 
     replay = sub.add_parser(
@@ -165,9 +171,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     """``tickserver run``."""
     cfg = _load(args)
     sources = [s.strip() for s in args.source.split(",")] if args.source else None
-    symbols = (
-        [s.strip().upper() for s in args.symbols.split(",") if s.strip()] if args.symbols else None
-    )
+    try:
+        symbols, per_source = parse_symbols_args(args.symbols or [])
+    except ValueError as exc:
+        print(f"tickserver: {exc}", file=sys.stderr)
+        return 2
+    unknown = sorted(set(per_source) - set(sources or cfg.sources.enabled))
+    if unknown:
+        print(
+            f"tickserver: --symbols {unknown[0]}=…: {unknown[0]!r} is not a running source "
+            f"(running: {', '.join(sources or cfg.sources.enabled)})",
+            file=sys.stderr,
+        )
+        return 2
     if sources:
         from tickserver.config import ConfigError, validate_source_sections
 
@@ -176,7 +192,37 @@ def cmd_run(args: argparse.Namespace) -> int:
         except ConfigError as exc:
             print(f"tickserver: {exc}", file=sys.stderr)
             return 2
-    return serve(cfg, source_names=sources, symbols_override=symbols)
+    return serve(
+        cfg, source_names=sources, symbols_override=symbols, source_symbols=per_source or None
+    )
+
+
+def parse_symbols_args(values: list[str]) -> tuple[list[str] | None, dict[str, list[str]]]:
+    """Split ``--symbols`` values into symbols for every source and per-source symbols.
+
+    ``["AAPL,MSFT"]`` -> (["AAPL", "MSFT"], {}); ``["yfinance=AAPL", "alphavantage=IBM"]`` ->
+    (None, {"yfinance": ["AAPL"], "alphavantage": ["IBM"]}).
+
+    Raises
+    ------
+    ValueError
+        For an empty list or a source named twice.
+    """
+    common: list[str] | None = None
+    per: dict[str, list[str]] = {}
+    for value in values:
+        name, sep, rest = value.partition("=")
+        names = [p.strip().upper() for p in (rest if sep else name).split(",") if p.strip()]
+        if not names:
+            raise ValueError(f"--symbols {value!r}: no symbols given")
+        if sep:
+            key = name.strip()
+            if key in per:
+                raise ValueError(f"--symbols: source {key!r} given twice")
+            per[key] = names
+        else:
+            common = (common or []) + names
+    return common, per
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -235,6 +281,7 @@ def serve(
     symbols_override: list[str] | None = None,
     extra_sources: list[Any] | None = None,
     exit_when_done: dict[str, Any] | None = None,
+    source_symbols: dict[str, list[str]] | None = None,
 ) -> int:
     """Build the app and serve it until SIGTERM/SIGINT (or the replay ends with ``--exit``)."""
     from aiohttp import web
@@ -249,6 +296,7 @@ def serve(
             source_names=source_names,
             symbols_override=symbols_override,
             extra_sources=extra_sources,
+            source_symbols=source_symbols,
         )
     except Exception as exc:
         log.error("cannot start: %s", exc)

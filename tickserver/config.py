@@ -227,12 +227,34 @@ class EngineConfig(Section):
     forming_update_ms: int = Field(250, ge=10)
 
 
+class ValidationConfig(Section):
+    """``[sources.validation]``: checks every source's events pass before the engine sees them.
+
+    Always rejected (not configurable): non-finite, zero or negative prices, negative or
+    non-finite sizes, crossed quotes. See ``tickserver.sources.validation`` for the policies.
+    """
+
+    max_jump_pct: float = Field(
+        25.0, gt=0, description="Sanity band: a move larger than this from the last price."
+    )
+    jump_policy: Literal["reject", "flag", "off"] = "reject"
+    jump_confirm: int = Field(
+        3, ge=1, description="Consecutive ticks at a new level that confirm a genuine jump."
+    )
+    jump_reference_max_age_s: float = Field(
+        900.0, gt=0, description="An older reference price does not constrain the next tick."
+    )
+    out_of_order: Literal["drop", "pass"] = "drop"
+    duplicates: Literal["drop", "pass"] = "drop"
+
+
 class SourcesConfig(Section):
     """Which feeds run. Each provider's own options live in ``[sources.<name>]``."""
 
     model_config = ConfigDict(frozen=True, extra="allow", validate_default=True)
 
     enabled: CsvList = Field(default_factory=lambda: ["sim"])
+    validation: ValidationConfig = Field(default_factory=ValidationConfig)
 
 
 class BusConfig(Section):

@@ -23,6 +23,7 @@ from numpy.typing import NDArray
 
 from tickserver import _core
 from tickserver.bus import Bus, Topic
+from tickserver.calendar import get_calendar
 from tickserver.component import BaseComponent, Kind
 from tickserver.config import INTERVALS, Config, ConfigError
 from tickserver.events import (
@@ -154,6 +155,10 @@ class Engine(BaseComponent):
             rules=rules,
             tick_size=cfg.market.tick_size,
         )
+        # 1d bars and session VWAP follow the exchange's sessions, not UTC midnight.
+        self.calendar = get_calendar(cfg.market.calendar, cfg.market.timezone)
+        if hasattr(self.core, "set_day_boundaries"):
+            self.core.set_day_boundaries(self.calendar.day_boundaries())
         self.rule_names: tuple[str, ...] = tuple(self.core.rule_names())
         self.rule_interval = {r.name: r.interval for r in cfg.signals}
         self._output_names: dict[int, tuple[str, ...]] = {}

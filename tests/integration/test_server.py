@@ -22,20 +22,22 @@ from tests.support.server import TickServer
 
 pytestmark = pytest.mark.integration
 
-# A short, finite feed on 1s bars so bars close and indicators warm up within seconds.
+# A finite feed in event time (not paced): 12,000 events 5 ms apart = 60 s of market, ~60
+# one-second bars per symbol, generated in well under a second.
 FINITE_FEED = """
 [market]
 symbols = ["AAPL", "MSFT"]
 intervals = ["1s", "1m"]
 [engine]
 advance_interval_ms = 20
-bar_close_grace_ms = 50
+bar_close_grace_ms = 0
 [store]
 enabled = false
 [sources.sim]
-rate = 4000
+rate = 200
 batch_ms = 20
 max_events = 12000
+realtime = false
 seed = 3
 volatility = 3.0
 {extra_indicators}
@@ -189,7 +191,7 @@ def test_indicators_equal_talib_over_the_reported_ticks_and_bars(finite: TickSer
     d = _data(
         finite,
         """{ ticks(symbol: "MSFT", last: 100000) { price size tsMs }
-             bars(symbol: "MSFT", interval: "1s", last: 10000, forming: false) { high low close }
+             bars(symbol: "MSFT", interval: "1s", last: 10000) { high low close final }
              t: indicators(symbol: "MSFT", interval: "tick") { name value }
              b: indicators(symbol: "MSFT", interval: "1s") { name value provisional } }""",
     )
@@ -197,7 +199,10 @@ def test_indicators_equal_talib_over_the_reported_ticks_and_bars(finite: TickSer
     sz = np.array([t["size"] for t in d["ticks"]])
     tick_vals = {i["name"]: i["value"] for i in d["t"]}
     bar_vals = {i["name"]: i["value"] for i in d["b"]}
-    assert not any(i["provisional"] for i in d["b"])
+    # The last bar is still forming: bar indicators include it provisionally, as TA-Lib
+    # would if that bar closed now.
+    assert all(i["provisional"] for i in d["b"])
+    assert [b["final"] for b in d["bars"]][-2:] == [True, False]
     closes = np.array([b["close"] for b in d["bars"]])
     highs = np.array([b["high"] for b in d["bars"]])
     lows = np.array([b["low"] for b in d["bars"]])
@@ -360,8 +365,10 @@ def test_auth_off_by_default(tickserver: Callable[..., TickServer]) -> None:
 
 
 def test_config_error_names_the_key_and_exits_2(tmp_path: Any) -> None:
-    srv = TickServer(tmp_path, config="[server]\nport = 'eighty'\n")
-    with pytest.raises(RuntimeError, match=r"server\.port"):
+    srv = TickServer(tmp_path, config="[market]\nring_capacity = 'lots'\n")
+    with pytest.raises(
+        RuntimeError, match=r"market\.ring_capacity: Input should be a valid integer"
+    ):
         srv.start()
     assert srv.proc is not None
     assert srv.proc.returncode == 2
@@ -432,7 +439,7 @@ def test_sigterm_exits_zero_and_closes_websockets_going_away(
 
     # Act
     code = asyncio.run(watch())
-    rc = srv.stop(timeout=20)
+    rc = srv.wait(timeout=20)
     # Assert
     assert code == 1001
     assert rc == 0

@@ -75,6 +75,7 @@ class TickServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                self._log.close()
                 raise RuntimeError(
                     f"tickserver exited with {self.proc.returncode}:\n{self.logs()[-4000:]}"
                 )
@@ -100,6 +101,14 @@ class TickServer:
                 continue
         return out
 
+    def wait(self, timeout: float = 30.0) -> int:
+        """Wait for the process to exit on its own and return its exit code."""
+        assert self.proc is not None
+        rc = self.proc.wait(timeout)
+        if not self._log.closed:
+            self._log.close()
+        return rc
+
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
         """Send ``sig`` and wait for the exit code."""
         assert self.proc is not None
@@ -111,7 +120,8 @@ class TickServer:
                 self.proc.kill()
                 self.proc.wait()
                 raise
-        self._log.close()
+        if not self._log.closed:
+            self._log.close()
         return self.proc.returncode
 
     def kill(self) -> None:

@@ -7,6 +7,7 @@ import threading
 
 import numpy as np
 import pytest
+
 from tickserver._core import BookError, OrderBook, book_status_name
 
 BID, ASK = 0, 1

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from tickserver._core import BookError, OrderBook, book_status_name
 
 OK, GAP, STALE, CROSSED, BAD_PRICE, BAD_SIZE, BAD_SIDE, OFF_TICK, NO_LEVEL, DUPLICATE = range(10)

@@ -152,12 +152,29 @@ def make_readyz(state: AppState) -> Handler:
             "reasons": reasons,
             "components": {
                 h.name: {"kind": h.kind, "state": h.state, "reason": h.reason}
+                | _feed_health(h.details if h.kind == "source" else {})
                 for h in state.healths()
             },
         }
         return web.json_response(body, status=200 if ready else 503)
 
     return readyz
+
+
+# Source facts /readyz shows (it is unauthenticated: counts and times, no messages).
+READYZ_SOURCE_KEYS = (
+    "connected",
+    "last_event",
+    "last_event_age_s",
+    "lag_s",
+    "errors",
+    "backoff",
+    "budget_remaining",
+)
+
+
+def _feed_health(details: dict[str, Any]) -> dict[str, Any]:
+    return {k: details[k] for k in READYZ_SOURCE_KEYS if k in details}
 
 
 def make_metrics(state: AppState) -> Handler:

@@ -106,6 +106,8 @@ class Connection:
         self.acked = False
         self.ops: dict[str, _Operation] = {}
         self.closed = False
+        self.close_code: int = WSCloseCode.OK
+        self.close_reason = ""
         self.messages_out = 0
         self._next_type = b"next" if protocol == TRANSPORT_WS else b"data"
 
@@ -142,6 +144,8 @@ class Connection:
         if self.closed:
             return
         self.closed = True
+        self.close_code = code
+        self.close_reason = reason
         task = asyncio.ensure_future(self.ws.close(code=code, message=reason.encode()))
         self.server.background.add(task)
         task.add_done_callback(self.server.background.discard)
@@ -292,7 +296,7 @@ class GraphQLWebSocket:
             conn.closed = True
             self.connections.discard(conn)
             if not ws.closed:
-                await ws.close()
+                await ws.close(code=conn.close_code, message=conn.close_reason.encode())
         return ws
 
     def _init_timeout(self, conn: Connection) -> None:

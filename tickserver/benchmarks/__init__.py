@@ -9,4 +9,5 @@ BENCHMARKS: dict[str, str] = {
     "kafka": "tickserver.benchmarks.kafka",
     "store": "tickserver.benchmarks.store",
     "replay": "tickserver.benchmarks.replay",
+    "validation": "tickserver.benchmarks.validation",
 }

@@ -24,8 +24,13 @@ def _entry_points() -> dict[str, str]:
     return {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
 
 
+def refresh() -> None:
+    """Forget the cached entry points (after installing a plug-in into a running process)."""
+    _entry_points.cache_clear()
+
+
 def available() -> list[str]:
-    """Return the names of every installed source."""
+    """Return the names of every installed source (a built-in name shadows an entry point)."""
     names = [n for n, mod in BUILTIN.items() if importlib.util.find_spec(mod) is not None]
     names += [n for n in _entry_points() if n not in BUILTIN]
     return names
@@ -44,7 +49,13 @@ def get(name: str) -> SourcePlugin:
     elif name in _entry_points():
         target = _entry_points()[name]
         module, _, attr = target.partition(":")
-        plugin = getattr(importlib.import_module(module), attr or "PLUGIN")
+        try:
+            plugin = getattr(importlib.import_module(module), attr or "PLUGIN")
+        except (ImportError, AttributeError) as exc:
+            raise RuntimeError(
+                f"source {name!r}: cannot load entry point {target!r} "
+                f"(group {ENTRY_POINT_GROUP}): {exc}"
+            ) from exc
     else:
         raise KeyError(f"unknown source {name!r}; available: {', '.join(sorted(available()))}")
     if not isinstance(plugin, SourcePlugin):

@@ -21,7 +21,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
-from typing import Any, Literal, TextIO
+from typing import Any, ClassVar, Literal, TextIO
 
 import numpy as np
 from numpy.typing import NDArray
@@ -285,6 +285,13 @@ class ReplaySource(Source):
     """
 
     live = False
+    # The file is the record: its own checks stop or skip unsorted rows (decision 0002),
+    # identical prints are real, and a big move is flagged rather than dropped.
+    validation_overrides: ClassVar[dict[str, Any]] = {
+        "out_of_order": "pass",
+        "duplicates": "pass",
+        "jump_policy": "flag",
+    }
 
     def __init__(
         self,

@@ -1,0 +1,713 @@
+// Engine: validation and routing of trades and book updates into the per-symbol structures.
+#include "tickserver/engine.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+namespace tickserver {
+
+namespace {
+
+[[nodiscard]] bool same(double a, double b) noexcept {
+  return a == b || (std::isnan(a) && std::isnan(b));
+}
+
+[[noreturn]] void length_mismatch(const char* name, std::size_t got, std::size_t want) {
+  throw std::invalid_argument(std::string("length mismatch: '") + name + "' has " +
+                              std::to_string(got) + " rows, expected " + std::to_string(want));
+}
+
+}  // namespace
+
+RuleKind rule_kind_from_string(std::string_view s) {
+  for (const RuleKind k : {RuleKind::Crossover, RuleKind::Threshold, RuleKind::Breakout}) {
+    if (s == to_string(k)) return k;
+  }
+  throw std::invalid_argument("unknown rule kind '" + std::string(s) +
+                              "' (expected crossover, threshold or breakout)");
+}
+
+void BarColumns::clear() noexcept {
+  interval.clear();
+  symbol_id.clear();
+  ts_event.clear();
+  open.clear();
+  high.clear();
+  low.clear();
+  close.clear();
+  volume.clear();
+  vwap.clear();
+  trades.clear();
+}
+
+void SignalColumns::clear() noexcept {
+  rule_id.clear();
+  symbol_id.clear();
+  ts_event.clear();
+  direction.clear();
+  value.clear();
+}
+
+void IndicatorColumns::clear() noexcept {
+  interval.clear();
+  symbol_id.clear();
+  ts_event.clear();
+  output_id.clear();
+  value.clear();
+}
+
+void IngestResult::clear() noexcept {
+  rejected.clear();
+  reject_reason.clear();
+  late = 0;
+  bars.clear();
+  signals.clear();
+  indicators.clear();
+}
+
+Engine::SymbolState::SymbolState(const Engine& e)
+    : ring(e.config_.ring_capacity), book(e.config_.tick_size), rule_state(e.rule_names_.size()) {
+  series.reserve(e.intervals_.size());
+  for (std::size_t k = 0; k < e.intervals_.size(); ++k) series.emplace_back(e.config_.bar_capacity);
+  banks.reserve(e.plans_.size());
+  for (const auto& plan : e.plans_) banks.emplace_back(*plan, e.calendar_);
+}
+
+Engine::Engine(const SymbolRegistry& registry, EngineConfig config)
+    : registry_(&registry), config_(std::move(config)), calendar_(std::make_shared<SessionCalendar>()) {
+  if (config_.ring_capacity == 0) throw std::invalid_argument("ring_capacity must be positive");
+  if (config_.bar_capacity == 0) throw std::invalid_argument("bar_capacity must be positive");
+  if (!(config_.tick_size > 0.0) || !std::isfinite(config_.tick_size)) {
+    throw std::invalid_argument("tick_size must be finite and positive");
+  }
+  for (const std::int64_t iv : config_.intervals) {
+    if (iv <= 0) {
+      throw std::invalid_argument("bar intervals must be positive (0 = tick is implicit), got " +
+                                  std::to_string(iv));
+    }
+    if (std::find(intervals_.begin(), intervals_.end(), iv) != intervals_.end()) {
+      throw std::invalid_argument("duplicate bar interval " + std::to_string(iv));
+    }
+    intervals_.push_back(iv);
+  }
+  if (intervals_.size() > 64) throw std::invalid_argument("at most 64 bar intervals");
+  for (const std::int64_t iv : intervals_) {
+    clocks_.emplace_back(iv, calendar_.get());
+    clock_floor_.push_back(kMinTime);
+  }
+  n_intervals_ = intervals_.size();
+
+  // One bank plan per interval (tick first), indicators in configuration order. Names are
+  // unique per interval (the same indicator may run at several intervals).
+  for (const IndicatorSpec& s : config_.indicators) {
+    if (s.interval != 0 &&
+        std::find(intervals_.begin(), intervals_.end(), s.interval) == intervals_.end()) {
+      throw std::invalid_argument("indicator '" + s.name + "' has interval " +
+                                  std::to_string(s.interval) +
+                                  ", which is neither 0 (tick) nor one of the bar intervals");
+    }
+  }
+  for (std::size_t b = 0; b <= intervals_.size(); ++b) {
+    const std::int64_t iv = b == 0 ? 0 : intervals_[b - 1];
+    std::vector<IndicatorSpec> specs;
+    for (const IndicatorSpec& s : config_.indicators) {
+      if (s.interval == iv) specs.push_back(s);
+    }
+    plans_.push_back(std::make_unique<BankPlan>(specs));
+  }
+
+  // Rules, resolved to output slots of their interval's bank.
+  rules_.resize(plans_.size());
+  if (config_.rules.size() > std::numeric_limits<std::uint16_t>::max()) {
+    throw std::invalid_argument("too many rules");
+  }
+  for (std::size_t i = 0; i < config_.rules.size(); ++i) {
+    const RuleSpec& r = config_.rules[i];
+    const std::string where = "rule '" + r.name + "': ";
+    if (r.name.empty()) throw std::invalid_argument("rule name must not be empty");
+    if (std::find(rule_names_.begin(), rule_names_.end(), r.name) != rule_names_.end()) {
+      throw std::invalid_argument("duplicate rule name '" + r.name + "'");
+    }
+    std::size_t b = 0;
+    if (r.interval != 0) {
+      const auto it = std::find(intervals_.begin(), intervals_.end(), r.interval);
+      if (it == intervals_.end()) {
+        throw std::invalid_argument(where + "interval " + std::to_string(r.interval) +
+                                    " is neither 0 (tick) nor one of the bar intervals");
+      }
+      b = static_cast<std::size_t>(it - intervals_.begin()) + 1;
+    }
+    const BankPlan& plan = *plans_[b];
+    auto slot = [&](const std::string& output) -> std::uint32_t {
+      if (output == "close") return static_cast<std::uint32_t>(plan.n_outputs());
+      if (const auto o = plan.output_index(output)) return *o;
+      std::string known = "close";
+      for (const auto& n : plan.output_names()) known += ", " + n;
+      throw std::invalid_argument(where + "no output '" + output + "' at interval " +
+                                  std::to_string(r.interval) + " (known: " + known + ")");
+    };
+    CompiledRule c{r.kind, static_cast<std::uint16_t>(i), 0, 0, r.above, r.below};
+    switch (r.kind) {
+      case RuleKind::Crossover:
+        if (r.a.empty() || r.b.empty()) {
+          throw std::invalid_argument(where + "crossover needs outputs a and b");
+        }
+        c.a = slot(r.a);
+        c.b = slot(r.b);
+        break;
+      case RuleKind::Threshold:
+        if (r.a.empty()) throw std::invalid_argument(where + "threshold needs output a");
+        c.a = slot(r.a);
+        if (std::isnan(r.above) && std::isnan(r.below)) {
+          throw std::invalid_argument(where + "threshold needs `above`, `below` or both");
+        }
+        if (std::isinf(r.above) || std::isinf(r.below)) {
+          throw std::invalid_argument(where + "threshold levels must be finite");
+        }
+        if (r.above < r.below) {
+          throw std::invalid_argument(where + "`above` must not be less than `below`");
+        }
+        break;
+      case RuleKind::Breakout: {
+        const auto bands = plan.bands_of(r.a);
+        if (!bands) {
+          throw std::invalid_argument(where + "breakout needs `a` to name a bbands indicator "
+                                              "of interval " + std::to_string(r.interval));
+        }
+        c.a = bands->first;
+        c.b = bands->second;
+        break;
+      }
+    }
+    RuleGroup& g = rules_[b];
+    (r.kind == RuleKind::Crossover ? g.crossover
+     : r.kind == RuleKind::Threshold ? g.threshold
+                                     : g.breakout)
+        .push_back(c);
+    rule_names_.push_back(r.name);
+  }
+  tick_work_ = !plans_[0]->empty() || !rules_[0].empty();
+  fired_.resize(config_.rules.size());
+  sync_symbols();
+}
+
+Engine::~Engine() = default;
+
+void Engine::sync_symbols() {
+  while (syms_.size() < registry_->size()) syms_.push_back(std::make_unique<SymbolState>(*this));
+  n_syms_ = syms_.size();
+}
+
+TICKSERVER_INLINE TradeReject Engine::check(SymbolId symbol_id, double price,
+                                             double size) const noexcept {
+  if (symbol_id >= n_syms_) return TradeReject::UnknownSymbol;
+  if (!(price > 0.0) || !(price < std::numeric_limits<double>::infinity())) {
+    return TradeReject::BadPrice;
+  }
+  if (!(size >= 0.0) || !(size < std::numeric_limits<double>::infinity())) {
+    return TradeReject::BadSize;
+  }
+  return TradeReject::Ok;
+}
+
+void Engine::emit_signals(std::size_t n, SymbolId symbol_id, std::int64_t ts) {
+  for (std::size_t i = 0; i < n; ++i) {
+    pending_.push_back({ts, symbol_id, fired_[i].id, fired_[i].direction, fired_[i].value});
+    signal_rows_.push_back(row_);
+  }
+  counters_.signals += n;
+}
+
+void Engine::flush_signals(IngestResult& out) {
+  if (pending_.empty()) return;
+  SignalColumns& sc = out.signals;
+  // No exact reserve(): a result appended to by many calls must keep geometric growth.
+  for (const Signal& g : pending_) {
+    sc.rule_id.push_back(g.rule_id);
+    sc.symbol_id.push_back(g.symbol_id);
+    sc.ts_event.push_back(g.ts_event);
+    sc.direction.push_back(g.direction);
+    sc.value.push_back(g.value);
+  }
+  pending_.clear();
+  signal_rows_.clear();
+}
+
+// Inlined into the per-CPU clones of on_trades/on_trade. Firings are collected branch-free and
+// written out after every rule was evaluated.
+TICKSERVER_INLINE std::size_t Engine::eval_rules(SymbolState& st, std::size_t bank) noexcept {
+  const RuleGroup& g = rules_[bank];
+  const double* v = st.banks[bank].slots();
+  const double close = v[plans_[bank]->n_outputs()];
+  rules::State* state = st.rule_state.data();
+  Fired* fired = fired_.data();
+  std::size_t n = 0;
+  for (const CompiledRule& r : g.crossover) {
+    const double a = v[r.a];
+    const int dir = rules::crossover(a, v[r.b], state[r.id]);
+    fired[n] = {a, r.id, static_cast<std::int8_t>(dir)};
+    n += dir != 0;
+  }
+  for (const CompiledRule& r : g.threshold) {
+    const double a = v[r.a];
+    const int dir = rules::threshold(a, r.above, r.below, state[r.id]);
+    fired[n] = {a, r.id, static_cast<std::int8_t>(dir)};
+    n += dir != 0;
+  }
+  for (const CompiledRule& r : g.breakout) {
+    const int dir = rules::breakout(close, v[r.a], v[r.b], state[r.id]);
+    fired[n] = {close, r.id, static_cast<std::int8_t>(dir)};
+    n += dir != 0;
+  }
+  return n;
+}
+
+void Engine::on_bar_close(SymbolState& st, SymbolId symbol_id, std::size_t k, const Bar& bar,
+                          IngestResult& out) {
+  const std::int64_t iv = intervals_[k];
+  BarColumns& b = out.bars;
+  b.interval.push_back(iv);
+  b.symbol_id.push_back(symbol_id);
+  b.ts_event.push_back(bar.ts_open);
+  b.open.push_back(bar.open);
+  b.high.push_back(bar.high);
+  b.low.push_back(bar.low);
+  b.close.push_back(bar.close);
+  b.volume.push_back(bar.volume);
+  b.vwap.push_back(bar.vwap());
+  b.trades.push_back(bar.trades);
+  bar_rows_.push_back(row_);
+  ++counters_.bars;
+
+  const std::size_t bank_idx = k + 1;
+  if (!plans_[bank_idx]->empty()) {
+    Bank& bank = st.banks[bank_idx];
+    bank.update_bar(bar);
+    const std::span<const double> v = bank.values();
+    IndicatorColumns& ic = out.indicators;
+    for (std::size_t o = 0; o < v.size(); ++o) {
+      if (std::isnan(v[o])) continue;
+      ic.interval.push_back(iv);
+      ic.symbol_id.push_back(symbol_id);
+      ic.ts_event.push_back(bar.ts_open);
+      ic.output_id.push_back(static_cast<std::uint16_t>(o));
+      ic.value.push_back(v[o]);
+      indicator_rows_.push_back(row_);
+      ++counters_.indicator_values;
+    }
+  }
+  st.banks[bank_idx].set_close(bar.close);  // rules read the close even without indicators
+  if (const std::size_t n = eval_rules(st, bank_idx)) emit_signals(n, symbol_id, bar.ts_open);
+}
+
+// The per-trade work. Everything that may call out (allocation, bar close, signal output) is
+// left to the end of the function, where few values are live: a call in the middle of this
+// code makes the compiler spill registers around it on every trade.
+[[gnu::always_inline]] inline void Engine::process_trade(SymbolId symbol_id,
+                                                         std::int64_t ts_event, double price,
+                                                         double size, std::uint64_t seq,
+                                                         std::uint8_t flags, IngestResult& out) {
+  SymbolState& st = *syms_[symbol_id];
+  if (!st.ring.allocated()) [[unlikely]] st.ring.reserve();
+  st.ring.push(ts_event, price, size, seq, flags);
+  ++counters_.trades;
+  std::uint64_t must_roll = 0;
+  bool late = false;
+  BarSeries* series = st.series.data();
+  for (std::size_t k = 0; k < n_intervals_; ++k) {
+    const BarEvent e = series[k].add_fast(ts_event, price, size, clocks_[k], clock_floor_[k]);
+    must_roll |= static_cast<std::uint64_t>(e == BarEvent::MustRoll) << k;
+    late |= e == BarEvent::Late;
+  }
+  std::size_t fired = 0;
+  if (tick_work_) {
+    st.banks[0].update_tick(price, size, ts_event);
+    fired = eval_rules(st, 0);
+  }
+  if (fired != 0) [[unlikely]] emit_signals(fired, symbol_id, ts_event);
+  if (must_roll != 0) [[unlikely]] {
+    for (std::size_t k = 0; k < n_intervals_; ++k) {
+      if ((must_roll >> k) & 1U) {
+        on_bar_close(st, symbol_id, k, series[k].roll(ts_event, price, size, clocks_[k]), out);
+      }
+    }
+  }
+  if (late) [[unlikely]] {
+    ++out.late;
+    ++counters_.late;
+  }
+}
+
+TICKSERVER_HOT_CLONES void Engine::on_trades(std::span<const SymbolId> symbol_id,
+                                             std::span<const std::int64_t> ts_event,
+                                             std::span<const double> price,
+                                             std::span<const double> size,
+                                             std::span<const std::uint64_t> seq,
+                                             std::span<const std::uint8_t> flags,
+                                             IngestResult& out) {
+  const std::size_t n = symbol_id.size();
+  if (ts_event.size() != n) length_mismatch("ts_event", ts_event.size(), n);
+  if (price.size() != n) length_mismatch("price", price.size(), n);
+  if (size.size() != n) length_mismatch("size", size.size(), n);
+  if (seq.size() != n) length_mismatch("seq", seq.size(), n);
+  if (flags.size() != n) length_mismatch("flags", flags.size(), n);
+  // Grouping pays off once a batch holds many trades per symbol; its per-call cost is
+  // O(symbols), hence the second condition.
+  if (n >= 512 && n >= n_syms_ && n_syms_ > 1 && n <= 0xFFFFFFFFu) {
+    on_trades_grouped(symbol_id, ts_event, price, size, seq, flags, out);
+    return;
+  }
+  for (std::size_t i = 0; i < n; ++i) {
+    const TradeReject r = check(symbol_id[i], price[i], size[i]);
+    if (r != TradeReject::Ok) [[unlikely]] {
+      out.rejected.push_back(static_cast<std::int64_t>(i));
+      out.reject_reason.push_back(static_cast<std::uint8_t>(r));
+      ++counters_.trades_rejected;
+      continue;
+    }
+    process_trade(symbol_id[i], ts_event[i], price[i], size[i], seq[i], flags[i], out);
+  }
+  flush_signals(out);
+  bar_rows_.clear();
+  indicator_rows_.clear();
+}
+
+TICKSERVER_HOT_CLONES void Engine::on_trades_grouped(std::span<const SymbolId> symbol_id,
+                                                     std::span<const std::int64_t> ts_event,
+                                                     std::span<const double> price,
+                                                     std::span<const double> size,
+                                                     std::span<const std::uint64_t> seq,
+                                                     std::span<const std::uint8_t> flags,
+                                                     IngestResult& out) {
+  const std::size_t n = symbol_id.size();
+  // Pass 1: validate in row order; count the valid rows of each symbol.
+  group_start_.assign(n_syms_ + 1, 0);
+  std::uint32_t* start = group_start_.data();
+  std::size_t distinct = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const TradeReject r = check(symbol_id[i], price[i], size[i]);
+    if (r != TradeReject::Ok) [[unlikely]] {
+      out.rejected.push_back(static_cast<std::int64_t>(i));
+      out.reject_reason.push_back(static_cast<std::uint8_t>(r));
+      ++counters_.trades_rejected;
+      continue;
+    }
+    distinct += start[symbol_id[i] + 1]++ == 0;
+  }
+  // Pass 2: stable partition of the valid rows by symbol into scratch columns. Reads are
+  // sequential and each write goes to one of the symbols' bucket tails, which stay in cache;
+  // reading the input in symbol order instead would miss the cache on every row.
+  for (std::size_t s = 0; s < n_syms_; ++s) start[s + 1] += start[s];
+  const std::size_t valid = start[n_syms_];
+  g_row_.resize(valid);
+  g_sym_.resize(valid);
+  g_ts_.resize(valid);
+  g_px_.resize(valid);
+  g_sz_.resize(valid);
+  g_seq_.resize(valid);
+  g_flags_.resize(valid);
+  for (std::size_t i = 0; i < n; ++i) {
+    const SymbolId sid = symbol_id[i];
+    if (check(sid, price[i], size[i]) != TradeReject::Ok) continue;
+    const std::uint32_t j = start[sid]++;
+    g_row_[j] = static_cast<std::uint32_t>(i);
+    g_sym_[j] = sid;
+    g_ts_[j] = ts_event[i];
+    g_px_[j] = price[i];
+    g_sz_[j] = size[i];
+    g_seq_[j] = seq[i];
+    g_flags_[j] = flags[i];
+  }
+  // Pass 3: process symbol by symbol.
+  const std::size_t bars0 = out.bars.size();
+  const std::size_t ind0 = out.indicators.size();
+  for (std::size_t j = 0; j < valid; ++j) {
+    row_ = g_row_[j];
+    process_trade(g_sym_[j], g_ts_[j], g_px_[j], g_sz_[j], g_seq_[j], g_flags_[j], out);
+  }
+  if (distinct > 1) restore_row_order(out, bars0, ind0);
+  flush_signals(out);
+  bar_rows_.clear();
+  indicator_rows_.clear();
+  row_ = 0;
+}
+
+namespace {
+
+/// Indices 0..n-1 stably sorted by tags[i] (row indices < 2^32): LSD radix sort, 2 x 16 bits.
+std::vector<std::uint32_t> order_by(const std::vector<std::int64_t>& tags) {
+  const std::size_t n = tags.size();
+  std::vector<std::uint64_t> a(n), b(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    a[i] = (static_cast<std::uint64_t>(tags[i]) << 32) | static_cast<std::uint64_t>(i);
+  }
+  std::vector<std::size_t> count(1 << 16);
+  for (const unsigned shift : {32u, 48u}) {
+    std::fill(count.begin(), count.end(), 0);
+    for (const std::uint64_t k : a) ++count[(k >> shift) & 0xFFFF];
+    std::size_t sum = 0;
+    for (std::size_t& c : count) sum += std::exchange(c, sum);
+    for (const std::uint64_t k : a) b[count[(k >> shift) & 0xFFFF]++] = k;
+    a.swap(b);
+  }
+  std::vector<std::uint32_t> order(n);
+  for (std::size_t i = 0; i < n; ++i) order[i] = static_cast<std::uint32_t>(a[i]);
+  return order;
+}
+
+template <typename T>
+void permute(std::vector<T>& v, std::size_t from, const std::vector<std::uint32_t>& order) {
+  std::vector<T> tmp(order.size());
+  for (std::size_t k = 0; k < order.size(); ++k) tmp[k] = v[from + order[k]];
+  std::copy(tmp.begin(), tmp.end(), v.begin() + static_cast<std::ptrdiff_t>(from));
+}
+
+}  // namespace
+
+void Engine::restore_row_order(IngestResult& out, std::size_t bars0, std::size_t indicators0) {
+  if (!bar_rows_.empty()) {
+    const auto order = order_by(bar_rows_);
+    BarColumns& b = out.bars;
+    permute(b.interval, bars0, order);
+    permute(b.symbol_id, bars0, order);
+    permute(b.ts_event, bars0, order);
+    permute(b.open, bars0, order);
+    permute(b.high, bars0, order);
+    permute(b.low, bars0, order);
+    permute(b.close, bars0, order);
+    permute(b.volume, bars0, order);
+    permute(b.vwap, bars0, order);
+    permute(b.trades, bars0, order);
+  }
+  if (!indicator_rows_.empty()) {
+    const auto order = order_by(indicator_rows_);
+    IndicatorColumns& c = out.indicators;
+    permute(c.interval, indicators0, order);
+    permute(c.symbol_id, indicators0, order);
+    permute(c.ts_event, indicators0, order);
+    permute(c.output_id, indicators0, order);
+    permute(c.value, indicators0, order);
+  }
+  if (!signal_rows_.empty()) permute(pending_, 0, order_by(signal_rows_));
+}
+
+TICKSERVER_HOT_CLONES TradeReject Engine::on_trade(SymbolId symbol_id, std::int64_t ts_event,
+                                                   double price, double size, std::uint64_t seq,
+                                                   std::uint8_t flags, IngestResult& out) {
+  const TradeReject r = check(symbol_id, price, size);
+  if (r != TradeReject::Ok) [[unlikely]] {
+    ++counters_.trades_rejected;
+    return r;
+  }
+  process_trade(symbol_id, ts_event, price, size, seq, flags, out);
+  flush_signals(out);
+  bar_rows_.clear();
+  indicator_rows_.clear();
+  return TradeReject::Ok;
+}
+
+void Engine::advance(std::int64_t now, IngestResult& out) {
+  for (std::size_t k = 0; k < clocks_.size(); ++k) {
+    clock_floor_[k] = std::max(clock_floor_[k], clocks_[k].bucket(now).start);
+  }
+  for (std::size_t sid = 0; sid < syms_.size(); ++sid) {
+    SymbolState& st = *syms_[sid];
+    for (std::size_t k = 0; k < st.series.size(); ++k) {
+      if (st.series[k].advance(now)) {
+        on_bar_close(st, static_cast<SymbolId>(sid), k, st.series[k].closed().back(), out);
+      }
+    }
+  }
+  flush_signals(out);
+  bar_rows_.clear();
+  indicator_rows_.clear();
+}
+
+void Engine::touch_book(SymbolState& st, SymbolId symbol_id, BookResult& /*out*/) noexcept {
+  if (st.book_stamp == book_call_) return;
+  st.book_stamp = book_call_;
+  st.top_before[0] = st.book.best_bid_px();
+  st.top_before[1] = st.book.best_bid_sz();
+  st.top_before[2] = st.book.best_ask_px();
+  st.top_before[3] = st.book.best_ask_sz();
+  book_touched_.push_back(symbol_id);
+}
+
+void Engine::finish_book_call(BookResult& out) {
+  for (const SymbolId sid : book_touched_) {
+    const SymbolState& st = *syms_[sid];
+    const OrderBook& b = st.book;
+    if (!same(st.top_before[0], b.best_bid_px()) || !same(st.top_before[1], b.best_bid_sz()) ||
+        !same(st.top_before[2], b.best_ask_px()) || !same(st.top_before[3], b.best_ask_sz())) {
+      out.changed.push_back(sid);
+    }
+  }
+  book_touched_.clear();
+}
+
+void Engine::on_book_deltas(std::span<const SymbolId> symbol_id,
+                            std::span<const std::uint8_t> side, std::span<const double> price,
+                            std::span<const double> size, std::span<const std::uint64_t> seq,
+                            bool checked, BookResult& out) {
+  const std::size_t n = symbol_id.size();
+  if (side.size() != n) length_mismatch("side", side.size(), n);
+  if (price.size() != n) length_mismatch("price", price.size(), n);
+  if (size.size() != n) length_mismatch("size", size.size(), n);
+  if (seq.size() != n) length_mismatch("seq", seq.size(), n);
+  ++book_call_;
+  book_touched_.clear();
+  for (std::size_t i = 0; i < n; ++i) {
+    const SymbolId sid = symbol_id[i];
+    if (sid >= syms_.size()) {
+      out.rejected.push_back(static_cast<std::int64_t>(i));
+      out.reasons.push_back(kBookUnknownSymbol);
+      ++counters_.book_rejected;
+      continue;
+    }
+    SymbolState& st = *syms_[sid];
+    touch_book(st, sid, out);
+    if (checked) {
+      const BookStatus s = st.book.apply(side[i], price[i], size[i], seq[i]);
+      if (!applied(s)) {
+        out.rejected.push_back(static_cast<std::int64_t>(i));
+        out.reasons.push_back(static_cast<std::uint8_t>(s));
+        ++counters_.book_rejected;
+        continue;
+      }
+    } else {
+      st.book.apply_unchecked(side[i], price[i], size[i], seq[i]);
+    }
+    ++counters_.book_updates;
+  }
+  finish_book_call(out);
+}
+
+void Engine::on_quotes(std::span<const SymbolId> symbol_id, std::span<const double> bid_px,
+                       std::span<const double> bid_sz, std::span<const double> ask_px,
+                       std::span<const double> ask_sz, std::span<const std::uint64_t> seq,
+                       BookResult& out) {
+  const std::size_t n = symbol_id.size();
+  if (bid_px.size() != n) length_mismatch("bid_px", bid_px.size(), n);
+  if (bid_sz.size() != n) length_mismatch("bid_sz", bid_sz.size(), n);
+  if (ask_px.size() != n) length_mismatch("ask_px", ask_px.size(), n);
+  if (ask_sz.size() != n) length_mismatch("ask_sz", ask_sz.size(), n);
+  if (seq.size() != n) length_mismatch("seq", seq.size(), n);
+  ++book_call_;
+  book_touched_.clear();
+  for (std::size_t i = 0; i < n; ++i) {
+    const SymbolId sid = symbol_id[i];
+    if (sid >= syms_.size()) {
+      out.rejected.push_back(static_cast<std::int64_t>(i));
+      out.reasons.push_back(kBookUnknownSymbol);
+      ++counters_.book_rejected;
+      continue;
+    }
+    SymbolState& st = *syms_[sid];
+    touch_book(st, sid, out);
+    // A side quoted with size 0 is empty (its price is ignored).
+    const std::size_t nb = bid_sz[i] == 0.0 ? 0 : 1;
+    const std::size_t na = ask_sz[i] == 0.0 ? 0 : 1;
+    const BookStatus s = st.book.snapshot(bid_px.subspan(i, nb), bid_sz.subspan(i, nb),
+                                          ask_px.subspan(i, na), ask_sz.subspan(i, na), seq[i]);
+    if (!applied(s)) {
+      out.rejected.push_back(static_cast<std::int64_t>(i));
+      out.reasons.push_back(static_cast<std::uint8_t>(s));
+      ++counters_.book_rejected;
+      continue;
+    }
+    ++counters_.quotes;
+  }
+  finish_book_call(out);
+}
+
+BookStatus Engine::book_snapshot(SymbolId symbol_id, std::span<const double> bid_px,
+                                 std::span<const double> bid_sz, std::span<const double> ask_px,
+                                 std::span<const double> ask_sz, std::uint64_t seq) {
+  SymbolState& st = state(symbol_id);
+  const BookStatus s = st.book.snapshot(bid_px, bid_sz, ask_px, ask_sz, seq);
+  if (applied(s)) {
+    ++counters_.book_snapshots;
+  } else {
+    ++counters_.book_rejected;
+  }
+  return s;
+}
+
+void Engine::set_tick_size(SymbolId symbol_id, double tick_size) {
+  if (!(tick_size > 0.0) || !std::isfinite(tick_size)) {
+    throw std::invalid_argument("tick_size must be finite and positive");
+  }
+  state(symbol_id).book = OrderBook(tick_size);
+}
+
+void Engine::set_day_boundaries(std::vector<std::int64_t> starts) {
+  calendar_->set_boundaries(std::move(starts));
+  for (const auto& st : syms_) {
+    for (Bank& b : st->banks) b.calendar_changed();
+  }
+}
+
+Engine::SymbolState& Engine::state(SymbolId symbol_id) const {
+  if (symbol_id >= syms_.size()) {
+    throw std::out_of_range("unknown symbol id " + std::to_string(symbol_id));
+  }
+  return *syms_[symbol_id];
+}
+
+std::size_t Engine::bank_index(std::int64_t interval) const {
+  if (interval == 0) return 0;
+  const auto it = std::find(intervals_.begin(), intervals_.end(), interval);
+  if (it == intervals_.end()) {
+    throw std::invalid_argument("unknown interval " + std::to_string(interval) +
+                                " (not 0 and not one of the engine's bar intervals)");
+  }
+  return static_cast<std::size_t>(it - intervals_.begin()) + 1;
+}
+
+const TradeRing& Engine::ring(SymbolId symbol_id) const { return state(symbol_id).ring; }
+
+const OrderBook& Engine::book(SymbolId symbol_id) const { return state(symbol_id).book; }
+
+const BarSeries& Engine::bars(SymbolId symbol_id, std::int64_t interval) const {
+  const SymbolState& st = state(symbol_id);
+  const std::size_t b = bank_index(interval);
+  if (b == 0) throw std::invalid_argument("interval 0 (tick) has no bars");
+  return st.series[b - 1];
+}
+
+const std::vector<std::string>& Engine::indicator_names(std::int64_t interval) const {
+  return plans_[bank_index(interval)]->output_names();
+}
+
+std::vector<double> Engine::indicator_values(SymbolId symbol_id, std::int64_t interval,
+                                             bool forming) const {
+  const SymbolState& st = state(symbol_id);
+  const std::size_t b = bank_index(interval);
+  const Bank& bank = st.banks[b];
+  std::vector<double> out(bank.values().begin(), bank.values().end());
+  if (b > 0 && forming && st.series[b - 1].has_forming()) {
+    bank.peek_bar(st.series[b - 1].forming(), out);
+  }
+  return out;
+}
+
+std::vector<std::string> Engine::rule_names() const { return rule_names_; }
+
+std::size_t Engine::memory_bytes() const noexcept {
+  std::size_t n = sizeof(Engine) + syms_.capacity() * sizeof(void*);
+  for (const auto& p : syms_) {
+    const SymbolState& st = *p;
+    n += sizeof(SymbolState) + st.ring.memory_bytes() + st.rule_state.capacity();
+    n += (st.book.depth(Side::Bid) + st.book.depth(Side::Ask)) * sizeof(Level);
+    for (const BarSeries& s : st.series) n += sizeof(BarSeries) + s.memory_bytes();
+    for (const Bank& b : st.banks) n += b.memory_bytes();
+  }
+  return n;
+}
+
+}  // namespace tickserver
