@@ -205,7 +205,8 @@ class Collector:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         if self._consumer is not None:
-            await self._consumer.stop()
+            with contextlib.suppress(Exception):  # the broker may be gone
+                await self._consumer.stop()
 
 
 def events_by_symbol(values: list[dict[str, Any]]) -> dict[str, list[tuple[int, int, int]]]:

@@ -16,7 +16,8 @@ instance owns the symbols of its partitions. This source
   partition that comes back, or a redelivered batch, is not counted twice.
 
 Connection and security settings come from the ``[kafka]`` section (``kafka.enabled`` need not
-be true: that switch is the publisher). Trades keep the upstream source's ``seq``.
+be true: that switch is the publisher). Trades are not validated again and keep the ingest
+instance's ``seq``, so a serving instance's ticks are the ingest instance's, number for number.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from tickserver.bus import Topic
 from tickserver.component import Health
 from tickserver.config import CsvList
 from tickserver.events import TradeBatch
@@ -323,6 +325,7 @@ class KafkaSource(Source):
         if frozen != self.owned or not self._announced:
             self._announced = True
             self.owned = frozen
+            self.symbols = sorted(frozen)
             self.ctx.bus.publish(
                 OWNERSHIP_TOPIC,
                 Ownership(owner=self.name, symbols=frozen, partitions=tuple(sorted(self.assigned))),
@@ -406,6 +409,14 @@ class KafkaSource(Source):
                 flags=np.concatenate([t.flags for t in parts]),
             )
         )
+
+    def publish_trades(self, batch: TradeBatch) -> TradeBatch:
+        """Hand trades to the engine as they are: the ingest instance validated and numbered
+        them, so they keep its ``seq`` (served ticks match the ingest's and the records')."""
+        if len(batch):
+            self._note(batch.ts_event, batch.ts_init, batch.flags)
+            self.ctx.bus.publish(Topic.RAW_TRADES, batch)
+        return batch
 
     # ------------------------------------------------------------------ reporting
     async def _measure_lag(self, consumer: Any) -> None:
