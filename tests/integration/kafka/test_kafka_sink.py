@@ -395,3 +395,29 @@ async def test_undecodable_spool_record_is_dead_lettered_and_delivery_goes_on(
     assert entry["record_type"] == "spool-frame"
     assert "cannot be decoded" in entry["error"]
     assert sorted(r["value"]["seq"] for r in rows) == list(range(1, 11))
+
+
+async def test_previous_run_spool_is_delivered_before_the_new_session(
+    broker: Broker, kcat: Reader, tmp_path: Path
+) -> None:
+    # Arrange: a first run accepts trades while the broker is down, then stops
+    broker.kill()
+    cfg = kafka_config(tmp_path, broker.bootstrap, shutdown_flush_s=0.2)
+    async with Rig(cfg) as first:
+        first.ticks(40)
+        first.ticks(40)
+    await asyncio.to_thread(broker.start)
+    # Act: the next run, broker up
+    async with Rig(cfg) as second:
+        second.ticks(40)
+        await second.wait_delivered()
+    rows = await asyncio.to_thread(kcat, "tickserver.ticks")
+    # Assert: per partition, every record of the old session comes before the new session's
+    by_partition: dict[int, list[int]] = collections.defaultdict(list)
+    for r in sorted(rows, key=lambda r: (r["partition"], r["offset"])):
+        by_partition[r["partition"]].append(r["value"]["session"])
+    for sessions in by_partition.values():
+        assert sessions == sorted(sessions, key=lambda s: s != first.sink.session)
+    values = [r["value"] for r in rows]
+    assert sum(v["session"] == first.sink.session for v in values) == 80
+    assert sum(v["session"] == second.sink.session for v in values) == 40
