@@ -218,6 +218,11 @@ class KafkaSink(Sink):
             out.extend(topic_name(p, Kind.BARS, iv) for iv in self.bar_intervals)
         return out
 
+    def _kind_of_topic(self, topic: str) -> str:
+        """The ``kind`` label (ticks, quotes, bars, signals) of one of our topics."""
+        rest = topic[len(self.kcfg.topic_prefix) + 1 :]
+        return rest.split(".", 1)[0]
+
     def backlog(self) -> int:
         """Records accepted (in the spool) and not yet acknowledged by the broker."""
         return self.spool.backlog_records if self.spool is not None else 0
@@ -672,7 +677,8 @@ class KafkaSink(Sink):
         self.delivered_records += len(recs)
         self.delivered_events += events
         self.m_records.inc(len(recs), topic=topic)
-        self.m_events.inc(events, kind=recs[0].rtype.rstrip("s"))
+        if events:
+            self.m_events.inc(events, kind=self._kind_of_topic(topic))
 
     def _dead_letter_frame(self, offset: int, data: bytes, exc: FrameError) -> None:
         """A spool record that is not a frame this version understands: keep it, move on."""

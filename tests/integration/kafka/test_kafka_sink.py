@@ -109,9 +109,13 @@ async def test_idempotence_is_used_where_the_broker_grants_producer_ids(
         await rig.wait_delivered()
         idempotent = rig.sink.idempotent
         delivered = rig.sink.delivered_events
+        metrics = rig.metrics.render()
     # Assert
     assert idempotent is broker.supports_idempotence
     assert delivered == 100
+    assert 'tickserver_kafka_events_total{kind="ticks"} 100' in metrics
+    assert 'tickserver_kafka_records_total{topic="tickserver.ticks"} 100' in metrics
+    assert "tickserver_kafka_connected 1" in metrics
 
 
 async def test_unreachable_broker_at_start_spools_then_drains_in_order(
