@@ -789,6 +789,8 @@ class KafkaSink(Sink):
             f"broker {','.join(self.kcfg.bootstrap_servers)} unavailable ({self.last_error}); "
             f"{backlog} records spooled"
         )
+        if isinstance(exc, TopicMissingError):
+            reason = f"{exc}; {backlog} records spooled"
         if self.spool_full:
             reason = f"{self._health.reason}; {reason}"
         self.set_health("degraded", reason, **self._details())
