@@ -25,7 +25,7 @@ from tickserver import _core
 from tickserver.bus import Bus, Topic
 from tickserver.calendar import get_calendar
 from tickserver.component import BaseComponent, Kind
-from tickserver.config import INTERVALS, Config, ConfigError
+from tickserver.config import INTERVALS, Config
 from tickserver.events import (
     BarBatch,
     BookDeltaBatch,
@@ -55,61 +55,28 @@ class SignalRecord:
 
 
 def _build_specs(cfg: Config) -> tuple[list[Any], list[Any]]:
-    bar_intervals = set(cfg.market.intervals)
-    specs: list[Any] = []
-    for ind in cfg.indicators:
-        for iv in ind.intervals:
-            if iv != "tick" and iv not in bar_intervals:
-                raise ConfigError(
-                    f"indicators.{ind.name}.intervals: {iv!r} is not in market.intervals "
-                    f"({', '.join(cfg.market.intervals)})"
-                )
-            specs.append(
-                _core.IndicatorSpec(
-                    ind.name,
-                    ind.kind,
-                    INTERVALS[iv],
-                    period=ind.period,
-                    fast=ind.fast,
-                    slow=ind.slow,
-                    signal=ind.signal,
-                    k=ind.k,
-                )
-            )
-    outputs_by_interval: dict[str, set[str]] = collections.defaultdict(set)
-    kinds = {ind.name: ind.kind for ind in cfg.indicators}
-    for ind in cfg.indicators:
-        names = [ind.name]
-        if ind.kind == "macd":
-            names = [ind.name, f"{ind.name}.signal", f"{ind.name}.hist"]
-        elif ind.kind == "bbands":
-            names = [f"{ind.name}.upper", f"{ind.name}.middle", f"{ind.name}.lower"]
-        for iv in ind.intervals:
-            outputs_by_interval[iv].update(names)
-    rules: list[Any] = []
+    """Core specs of the configured indicators and rules (the config validated references)."""
+    specs = [
+        _core.IndicatorSpec(
+            ind.name,
+            ind.kind,
+            INTERVALS[iv],
+            period=ind.period,
+            fast=ind.fast,
+            slow=ind.slow,
+            signal=ind.signal,
+            k=ind.k,
+        )
+        for ind in cfg.indicators
+        for iv in ind.intervals
+    ]
+    rules = []
     for r in cfg.signals:
-        have = outputs_by_interval.get(r.interval, set())
-        if r.kind == "crossover":
-            a, b = r.fast or "", r.slow or ""
-            for ref in (a, b):
-                if ref not in have:
-                    raise ConfigError(
-                        f"signals.{r.name}: output {ref!r} is not computed on interval "
-                        f"{r.interval!r} (available: {', '.join(sorted(have)) or 'none'})"
-                    )
-        elif r.kind == "threshold":
-            a, b = r.indicator or "", ""
-            if a not in have:
-                raise ConfigError(
-                    f"signals.{r.name}: output {a!r} is not computed on interval {r.interval!r}"
-                )
-        else:
-            a, b = r.band or "", ""
-            if kinds.get(a) != "bbands" or f"{a}.upper" not in have:
-                raise ConfigError(
-                    f"signals.{r.name}: band {a!r} must name a bbands indicator computed on "
-                    f"interval {r.interval!r}"
-                )
+        a, b = {
+            "crossover": (r.fast or "", r.slow or ""),
+            "threshold": (r.indicator or "", ""),
+            "breakout": (r.band or "", ""),
+        }[r.kind]
         rules.append(
             _core.RuleSpec(
                 r.name,

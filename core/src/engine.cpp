@@ -98,7 +98,6 @@ Engine::Engine(const SymbolRegistry& registry, EngineConfig config)
   if (intervals_.size() > 64) throw std::invalid_argument("at most 64 bar intervals");
   for (const std::int64_t iv : intervals_) {
     clocks_.emplace_back(iv, calendar_.get());
-    clock_floor_.push_back(kMinTime);
   }
   n_intervals_ = intervals_.size();
 
@@ -320,7 +319,7 @@ void Engine::on_bar_close(SymbolState& st, SymbolId symbol_id, std::size_t k, co
   bool late = false;
   BarSeries* series = st.series.data();
   for (std::size_t k = 0; k < n_intervals_; ++k) {
-    const BarEvent e = series[k].add_fast(ts_event, price, size, clocks_[k], clock_floor_[k]);
+    const BarEvent e = series[k].add_fast(ts_event, price, size, clocks_[k]);
     must_roll |= static_cast<std::uint64_t>(e == BarEvent::MustRoll) << k;
     late |= e == BarEvent::Late;
   }
@@ -512,9 +511,6 @@ TICKSERVER_HOT_CLONES TradeReject Engine::on_trade(SymbolId symbol_id, std::int6
 }
 
 void Engine::advance(std::int64_t now, IngestResult& out) {
-  for (std::size_t k = 0; k < clocks_.size(); ++k) {
-    clock_floor_[k] = std::max(clock_floor_[k], clocks_[k].bucket(now).start);
-  }
   for (std::size_t sid = 0; sid < syms_.size(); ++sid) {
     SymbolState& st = *syms_[sid];
     for (std::size_t k = 0; k < st.series.size(); ++k) {

@@ -36,3 +36,20 @@ def test_bad_value_names_key_and_expected_range() -> None:
 def test_env_override_without_double_underscore_is_rejected() -> None:
     with pytest.raises(ConfigError, match="TICKSERVER_<SECTION>__<KEY>"):
         env_overrides({"TICKSERVER_PORT": "1"})
+
+
+def test_indicator_on_an_unconfigured_interval_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[market]\nintervals = ["1s"]\n')
+    with pytest.raises(ConfigError, match=r"indicator 'ema12': interval '1m' is not in market"):
+        load_config(path, environ={})
+
+
+def test_signal_rule_must_reference_an_output_of_its_interval(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(
+        '[[signals]]\nname = "x"\nkind = "crossover"\ninterval = "1m"\n'
+        'fast = "ema12"\nslow = "nope"\n'
+    )
+    with pytest.raises(ConfigError, match=r"signal 'x': 'nope' is not computed on interval '1m'"):
+        load_config(path, environ={})
