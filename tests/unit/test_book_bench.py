@@ -26,6 +26,7 @@ SYSTEMS = {
 }
 
 
+@pytest.mark.bench
 def test_bench_book_quick_json_reports_every_system_after_verified_checkpoints() -> None:
     # Act
     proc = subprocess.run(

@@ -6,14 +6,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 STUB = Path(__file__).resolve().parents[2] / "tickserver" / "_core.pyi"
 
 
 def test_core_stub_is_up_to_date(tmp_path: Path) -> None:
     # Arrange
-    pytest.importorskip("nanobind.stubgen")
     out = tmp_path / "_core.pyi"
     # Act
     subprocess.run(
