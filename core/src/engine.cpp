@@ -5,6 +5,7 @@
 #include <array>
 #include <cmath>
 #include <limits>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -518,12 +519,21 @@ TICKSERVER_HOT_CLONES void Engine::emit_chunk_signals(SymbolId symbol_id, const 
 // each kind's state in registers: ring columns are copied, bars take the trades inside their
 // forming bar in bulk, the tick indicators run their recurrences (writing per-trade values only
 // where a rule reads them) and the tick rules scan those columns without branching.
-TICKSERVER_HOT_CLONES void Engine::process_run(SymbolId symbol_id, const std::int64_t* ts, const double* price,
-                         const double* size, const std::uint64_t* seq, const std::uint8_t* flags,
-                         std::size_t n, const std::uint32_t* rows, IngestResult& out) {
+TICKSERVER_HOT_CLONES void Engine::process_run(SymbolId symbol_id, const std::int64_t* ts,
+                                               const double* price, const double* size,
+                                               const std::uint64_t* seq,
+                                               const std::uint8_t* flags, std::size_t n,
+                                               const std::uint32_t* rows, IngestResult& out) {
   SymbolState& st = *syms_[symbol_id];
   if (!st.ring.allocated()) [[unlikely]] st.ring.reserve();
   st.ring.push_many(ts, price, size, seq, flags, n);
+  process_stored(st, symbol_id, ts, price, size, n, rows, out);
+}
+
+TICKSERVER_HOT_CLONES void Engine::process_stored(SymbolState& st, SymbolId symbol_id,
+                                                  const std::int64_t* ts, const double* price,
+                                                  const double* size, std::size_t n,
+                                                  const std::uint32_t* rows, IngestResult& out) {
   counters_.trades += n;
   for (std::size_t c0 = 0; c0 < n; c0 += kChunk) {
     const std::size_t m = std::min(kChunk, n - c0);
@@ -607,41 +617,82 @@ TICKSERVER_HOT_CLONES void Engine::on_trades_grouped(std::span<const SymbolId> s
     }
     distinct += start[symbol_id[i] + 1]++ == 0;
   }
-  // Pass 2: stable partition of the valid rows by symbol into scratch columns. Reads are
-  // sequential and each write goes to one of the symbols' bucket tails, which stay in cache;
-  // reading the input in symbol order instead would miss the cache on every row.
   for (std::size_t s = 0; s < n_syms_; ++s) start[s + 1] += start[s];
   const std::size_t valid = start[n_syms_];
-  g_row_.resize(valid);
-  g_ts_.resize(valid);
-  g_px_.resize(valid);
-  g_sz_.resize(valid);
-  g_seq_.resize(valid);
-  g_flags_.resize(valid);
-  for (std::size_t i = 0; i < n; ++i) {
-    const SymbolId sid = symbol_id[i];
-    if (check(sid, price[i], size[i]) != TradeReject::Ok) continue;
-    const std::uint32_t j = start[sid]++;
-    g_row_[j] = static_cast<std::uint32_t>(i);
-    g_ts_[j] = ts_event[i];
-    g_px_[j] = price[i];
-    g_sz_[j] = size[i];
-    g_seq_[j] = seq[i];
-    g_flags_[j] = flags[i];
+  std::size_t largest = 0;
+  for (std::size_t s = 0; s < n_syms_; ++s) {
+    largest = std::max<std::size_t>(largest, start[s + 1] - start[s]);
   }
-  // Pass 3: process symbol by symbol (start[s] is now the end of symbol s's rows).
   const std::size_t bars0 = out.bars.size();
   const std::size_t ind0 = out.indicators.size();
   const std::size_t sig0 = out.signals.size();
-  std::size_t begin = 0;
-  for (std::size_t s = 0; s < n_syms_; ++s) {
-    const std::size_t end = start[s];
-    if (end > begin) {
-      process_run(static_cast<SymbolId>(s), g_ts_.data() + begin, g_px_.data() + begin,
-                  g_sz_.data() + begin, g_seq_.data() + begin, g_flags_.data() + begin,
-                  end - begin, g_row_.data() + begin, out);
+  g_row_.resize(valid);
+  if (largest <= config_.ring_capacity) {
+    // Pass 2: stable partition of the valid rows by symbol straight into the symbols' rings,
+    // which are written anyway (each symbol's rows fit, so none is overwritten before it is
+    // processed); only the row index goes to scratch. Reads are sequential and each write goes
+    // to one of the symbols' ring heads, which stay in cache.
+    writers_.resize(n_syms_);
+    for (std::size_t s = 0; s < n_syms_; ++s) {
+      if (start[s + 1] == start[s]) continue;
+      TradeRing& ring = syms_[s]->ring;
+      if (!ring.allocated()) ring.reserve();
+      writers_[s] = ring.writer();
     }
-    begin = end;
+    TradeRing::Writer* w = writers_.data();
+    for (std::size_t i = 0; i < n; ++i) {
+      const SymbolId sid = symbol_id[i];
+      if (check(sid, price[i], size[i]) != TradeReject::Ok) continue;
+      g_row_[start[sid]++] = static_cast<std::uint32_t>(i);
+      w[sid].push(ts_event[i], price[i], size[i], seq[i], flags[i]);
+    }
+    // Pass 3: process symbol by symbol, from the ring (start[s] is now the end of s's rows).
+    std::size_t begin = 0;
+    for (std::size_t s = 0; s < n_syms_; ++s) {
+      const std::size_t end = start[s];
+      if (end == begin) continue;
+      SymbolState& st = *syms_[s];
+      st.ring.commit(w[s], end - begin);
+      const RingSlices sl = st.ring.last(end - begin);
+      const TradeRing& r = st.ring;
+      const auto sid = static_cast<SymbolId>(s);
+      process_stored(st, sid, r.ts_column() + sl.first, r.price_column() + sl.first,
+                     r.size_column() + sl.first, sl.first_len, g_row_.data() + begin, out);
+      if (sl.second_len > 0) {
+        process_stored(st, sid, r.ts_column(), r.price_column(), r.size_column(), sl.second_len,
+                       g_row_.data() + begin + sl.first_len, out);
+      }
+      begin = end;
+    }
+  } else {
+    // Pass 2: stable partition of the valid rows by symbol into scratch columns.
+    g_ts_.resize(valid);
+    g_px_.resize(valid);
+    g_sz_.resize(valid);
+    g_seq_.resize(valid);
+    g_flags_.resize(valid);
+    for (std::size_t i = 0; i < n; ++i) {
+      const SymbolId sid = symbol_id[i];
+      if (check(sid, price[i], size[i]) != TradeReject::Ok) continue;
+      const std::uint32_t j = start[sid]++;
+      g_row_[j] = static_cast<std::uint32_t>(i);
+      g_ts_[j] = ts_event[i];
+      g_px_[j] = price[i];
+      g_sz_[j] = size[i];
+      g_seq_[j] = seq[i];
+      g_flags_[j] = flags[i];
+    }
+    // Pass 3: process symbol by symbol (start[s] is now the end of symbol s's rows).
+    std::size_t begin = 0;
+    for (std::size_t s = 0; s < n_syms_; ++s) {
+      const std::size_t end = start[s];
+      if (end > begin) {
+        process_run(static_cast<SymbolId>(s), g_ts_.data() + begin, g_px_.data() + begin,
+                    g_sz_.data() + begin, g_seq_.data() + begin, g_flags_.data() + begin,
+                    end - begin, g_row_.data() + begin, out);
+      }
+      begin = end;
+    }
   }
   if (distinct > 1) restore_row_order(out, bars0, ind0, sig0);
   end_call();
@@ -649,21 +700,28 @@ TICKSERVER_HOT_CLONES void Engine::on_trades_grouped(std::span<const SymbolId> s
 
 namespace {
 
-/// Indices 0..n-1 stably sorted by tags[i] (row indices < 2^32): LSD radix sort, 2 x 16 bits.
+/// Indices 0..n-1 stably sorted by tags[i] (row indices < 2^32): LSD radix sort on 11-bit
+/// digits, as many as the largest tag needs (the 2,048 counters stay in L1).
 std::vector<std::uint32_t> order_by(const std::vector<std::int64_t>& tags) {
   const std::size_t n = tags.size();
-  std::vector<std::uint64_t> a(n), b(n);
+  auto a = std::make_unique_for_overwrite<std::uint64_t[]>(n);
+  auto b = std::make_unique_for_overwrite<std::uint64_t[]>(n);
+  std::uint64_t largest = 0;
   for (std::size_t i = 0; i < n; ++i) {
-    a[i] = (static_cast<std::uint64_t>(tags[i]) << 32) | static_cast<std::uint64_t>(i);
+    const auto tag = static_cast<std::uint64_t>(tags[i]);
+    largest = std::max(largest, tag);
+    a[i] = (tag << 32) | static_cast<std::uint64_t>(i);
   }
-  std::vector<std::size_t> count(1 << 16);
-  for (const unsigned shift : {32u, 48u}) {
-    std::fill(count.begin(), count.end(), 0);
-    for (const std::uint64_t k : a) ++count[(k >> shift) & 0xFFFF];
+  constexpr unsigned kBits = 11;
+  constexpr std::size_t kBuckets = std::size_t{1} << kBits;
+  std::array<std::size_t, kBuckets> count{};
+  for (unsigned shift = 32; shift < 64 && (largest >> (shift - 32)) != 0; shift += kBits) {
+    count.fill(0);
+    for (std::size_t i = 0; i < n; ++i) ++count[(a[i] >> shift) & (kBuckets - 1)];
     std::size_t sum = 0;
     for (std::size_t& c : count) sum += std::exchange(c, sum);
-    for (const std::uint64_t k : a) b[count[(k >> shift) & 0xFFFF]++] = k;
-    a.swap(b);
+    for (std::size_t i = 0; i < n; ++i) b[count[(a[i] >> shift) & (kBuckets - 1)]++] = a[i];
+    std::swap(a, b);
   }
   std::vector<std::uint32_t> order(n);
   for (std::size_t i = 0; i < n; ++i) order[i] = static_cast<std::uint32_t>(a[i]);
@@ -672,9 +730,9 @@ std::vector<std::uint32_t> order_by(const std::vector<std::int64_t>& tags) {
 
 template <typename T>
 void permute(std::vector<T>& v, std::size_t from, const std::vector<std::uint32_t>& order) {
-  std::vector<T> tmp(order.size());
+  auto tmp = std::make_unique_for_overwrite<T[]>(order.size());
   for (std::size_t k = 0; k < order.size(); ++k) tmp[k] = v[from + order[k]];
-  std::copy(tmp.begin(), tmp.end(), v.begin() + static_cast<std::ptrdiff_t>(from));
+  std::copy(tmp.get(), tmp.get() + order.size(), v.begin() + static_cast<std::ptrdiff_t>(from));
 }
 
 }  // namespace

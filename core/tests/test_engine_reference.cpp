@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <memory>
 #include <random>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -671,7 +672,13 @@ TEST_CASE("engine_equals_the_reference_model_on_the_benchmark_configuration") {
   c.rules = {{"x", RuleKind::Crossover, 0, "close", "ema20"},
              {"t", RuleKind::Threshold, 0, "rsi14", "", 70.0, 30.0},
              {"b", RuleKind::Breakout, 0, "bb", ""}};
-  for (const std::size_t n_syms : {std::size_t{1}, std::size_t{3}}) {
+  // Three symbols with 5,000-row batches are grouped by symbol: with a 1,000-trade ring the
+  // rows are partitioned through scratch columns, with a 100,000-trade ring straight into the
+  // rings.
+  for (const auto& [n_syms, ring] : {std::pair<std::size_t, std::size_t>{1, 1000},
+                                     {3, 1000},
+                                     {3, 100'000}}) {
+    c.ring_capacity = ring;
     SymbolRegistry reg;
     for (std::size_t i = 0; i < n_syms; ++i) reg.intern(label("S", i));
     Engine engine(reg, c);

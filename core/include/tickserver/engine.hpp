@@ -251,11 +251,15 @@ class Engine {
   static constexpr std::uint32_t kNoRun = 0xFFFFFFFFu;
 
   [[nodiscard]] TradeReject check(SymbolId symbol_id, double price, double size) const noexcept;
-  /// Process n valid trades of one symbol in order (`rows`: their row indices when the batch
-  /// was grouped by symbol, else null).
+  /// Store n valid trades of one symbol in its ring and process them in order (`rows`: their
+  /// row indices when the batch was grouped by symbol, else null).
   void process_run(SymbolId symbol_id, const std::int64_t* ts, const double* price,
                    const double* size, const std::uint64_t* seq, const std::uint8_t* flags,
                    std::size_t n, const std::uint32_t* rows, IngestResult& out);
+  /// process_run() for trades already stored in the ring.
+  void process_stored(SymbolState& st, SymbolId symbol_id, const std::int64_t* ts,
+                      const double* price, const double* size, std::size_t n,
+                      const std::uint32_t* rows, IngestResult& out);
   /// The bars of a chunk of one symbol's trades: trades inside every forming bar in bulk, the
   /// others (opening, rolling or late) one by one.
   void run_bars(SymbolState& st, SymbolId symbol_id, const std::int64_t* ts, const double* price,
@@ -315,8 +319,10 @@ class Engine {
   // Row tags of the outputs of the current call (used to restore row order after grouping).
   std::int64_t row_ = 0;
   std::vector<std::int64_t> bar_rows_, indicator_rows_, signal_rows_;
-  // Scratch of on_trades_grouped: the valid rows, partitioned by symbol.
+  // Scratch of on_trades_grouped: the valid rows, partitioned by symbol (only their row index
+  // when every symbol's rows fit in its ring, which then holds the partitioned trades).
   std::vector<std::uint32_t> group_start_;
+  std::vector<TradeRing::Writer> writers_;
   std::vector<std::uint32_t> g_row_;
   std::vector<std::int64_t> g_ts_;
   std::vector<double> g_px_, g_sz_;

@@ -10,6 +10,8 @@
 #include <stdexcept>
 #include <type_traits>
 
+#include "tickserver/platform.hpp"
+
 namespace tickserver {
 
 /// Where the last n entries of a ring sit in its storage, oldest first: the index range
@@ -188,6 +190,37 @@ class TradeRing {
     h += m;
     if (h >= capacity_) h -= capacity_;
     head_ = h;
+    pushed_ += n;
+  }
+
+  /// Direct access for a caller that scatters many trades over many rings: write trades at
+  /// head, head + 1, ... (wrapping at capacity), then commit() them. Precondition: allocated().
+  struct Writer {
+    std::int64_t* ts_event;
+    double* price;
+    double* size;
+    std::uint64_t* seq;
+    TradeFlags* flags;
+    std::size_t head;
+    std::size_t capacity;
+    TICKSERVER_INLINE void push(std::int64_t t, double p, double q, std::uint64_t s,
+                                std::uint8_t f) noexcept {
+      const std::size_t h = head;
+      ts_event[h] = t;
+      price[h] = p;
+      size[h] = q;
+      seq[h] = s;
+      flags[h] = static_cast<TradeFlags>(f);
+      head = h + 1 == capacity ? 0 : h + 1;
+    }
+  };
+  [[nodiscard]] Writer writer() noexcept {
+    assert(allocated());
+    return {ts_, price_, size_, seq_, flags_, head_, capacity_};
+  }
+  /// The writer wrote n trades and its head is now `head`.
+  void commit(const Writer& w, std::uint64_t n) noexcept {
+    head_ = w.head;
     pushed_ += n;
   }
 
