@@ -330,10 +330,7 @@ TICKSERVER_HOT_CLONES void Bank::run_ticks(const double* __restrict price,
 void Bank::update_bar(const Bar& bar) noexcept {
   const BankPlan& p = *plan_;
   const double x = bar.close;
-  for (std::size_t m = 0; m < moments_.size(); ++m) {
-    const auto& mp = p.moments_[m];
-    run_moments(mp.params, moments_[m], hist_.data() + mp.hist, &x, 1, nullptr, nullptr);
-  }
+  update_moments(x);
   for (std::size_t i = 0; i < ema_.size(); ++i) (void)ema::update(p.ema_[i].params, ema_[i], x);
   for (std::size_t i = 0; i < rsi_.size(); ++i) (void)rsi::update(p.rsi_[i].params, rsi_[i], x);
   for (std::size_t i = 0; i < macd_.size(); ++i) {

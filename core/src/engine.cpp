@@ -256,6 +256,7 @@ std::size_t grow(SignalColumns& sc, std::size_t k) {
 }  // namespace
 
 void Engine::emit_signals(std::size_t n, SymbolId symbol_id, std::int64_t ts, IngestResult& out) {
+  if (tag_signals_) signal_rows_.insert(signal_rows_.end(), n, row_);
   SignalColumns& sc = out.signals;
   const std::size_t at = grow(sc, n);
   for (std::size_t i = 0; i < n; ++i) {
@@ -269,6 +270,7 @@ void Engine::emit_signals(std::size_t n, SymbolId symbol_id, std::int64_t ts, In
 }
 
 void Engine::end_call() noexcept {
+  tag_signals_ = false;
   bar_rows_.clear();
   indicator_rows_.clear();
   signal_rows_.clear();
@@ -276,7 +278,8 @@ void Engine::end_call() noexcept {
 }
 
 // A bar bank's rules, on its output values `v` (the close in slot n_outputs).
-std::size_t Engine::eval_rules(SymbolState& st, std::size_t bank, const double* v) noexcept {
+TICKSERVER_INLINE std::size_t Engine::eval_rules(SymbolState& st, std::size_t bank,
+                                                 const double* v) noexcept {
   const RuleGroup& g = rules_[bank];
   const double close = v[plans_[bank]->n_outputs()];
   rules::State* state = st.rule_state.data();
@@ -530,11 +533,57 @@ TICKSERVER_HOT_CLONES void Engine::process_run(SymbolId symbol_id, const std::in
   process_stored(st, symbol_id, ts, price, size, n, rows, out);
 }
 
+TICKSERVER_INLINE void Engine::process_one(SymbolState& st, SymbolId symbol_id,
+                                               std::int64_t ts, double price, double size,
+                                               std::int64_t row, IngestResult& out) {
+  std::uint64_t must_roll = 0;
+  bool late = false;
+  BarSeries* series = st.series.data();
+  for (std::size_t k = 0; k < n_intervals_; ++k) {
+    const BarEvent e = series[k].add_fast(ts, price, size, clocks_[k], clock_floor_[k]);
+    must_roll |= static_cast<std::uint64_t>(e == BarEvent::MustRoll) << k;
+    late |= e == BarEvent::Late;
+  }
+  row_ = row;
+  if (tick_work_) {
+    double* v = values_.data();
+    st.banks[0].update_tick(price, size, ts, v);
+    if (const std::size_t fired = eval_rules(st, 0, v)) emit_signals(fired, symbol_id, ts, out);
+  }
+  if (must_roll != 0) [[unlikely]] {
+    for (std::size_t k = 0; k < n_intervals_; ++k) {
+      if ((must_roll >> k) & 1U) {
+        on_bar_close(st, symbol_id, k, series[k].roll(ts, price, size, clocks_[k]), out, kNoRun);
+      }
+    }
+  }
+  if (late) [[unlikely]] {
+    ++out.late;
+    ++counters_.late;
+  }
+}
+
+TICKSERVER_INLINE void Engine::store_and_process_one(SymbolState& st, SymbolId symbol_id,
+                                                     std::int64_t ts, double price, double size,
+                                                     std::uint64_t seq, std::uint8_t flags,
+                                                     IngestResult& out) {
+  if (!st.ring.allocated()) [[unlikely]] st.ring.reserve();
+  st.ring.push(ts, price, size, seq, flags);
+  ++counters_.trades;
+  process_one(st, symbol_id, ts, price, size, 0, out);
+}
+
 TICKSERVER_HOT_CLONES void Engine::process_stored(SymbolState& st, SymbolId symbol_id,
                                                   const std::int64_t* ts, const double* price,
                                                   const double* size, std::size_t n,
                                                   const std::uint32_t* rows, IngestResult& out) {
   counters_.trades += n;
+  if (n < kShortRun) {
+    for (std::size_t i = 0; i < n; ++i) {
+      process_one(st, symbol_id, ts[i], price[i], size[i], rows != nullptr ? rows[i] : 0, out);
+    }
+    return;
+  }
   for (std::size_t c0 = 0; c0 < n; c0 += kChunk) {
     const std::size_t m = std::min(kChunk, n - c0);
     const std::uint32_t* chunk_rows = rows != nullptr ? rows + c0 : nullptr;
@@ -588,6 +637,12 @@ TICKSERVER_HOT_CLONES void Engine::on_trades(std::span<const SymbolId> symbol_id
     // The run of valid rows of this symbol starting at i.
     std::size_t j = i + 1;
     while (j < n && sym[j] == sym[i] && check(sym[j], px[j], sz[j]) == TradeReject::Ok) ++j;
+    if (j - i < kShortRun) {
+      SymbolState& st = *syms_[sym[i]];
+      for (; i < j; ++i) store_and_process_one(st, sym[i], ts_event[i], px[i], sz[i], seq[i],
+                                               flags[i], out);
+      continue;
+    }
     process_run(sym[i], ts_event.data() + i, px + i, sz + i, seq.data() + i, flags.data() + i,
                 j - i, nullptr, out);
     i = j;
@@ -603,6 +658,7 @@ TICKSERVER_HOT_CLONES void Engine::on_trades_grouped(std::span<const SymbolId> s
                                                      std::span<const std::uint8_t> flags,
                                                      IngestResult& out) {
   const std::size_t n = symbol_id.size();
+  tag_signals_ = true;
   // Pass 1: validate in row order; count the valid rows of each symbol.
   group_start_.assign(n_syms_ + 1, 0);
   std::uint32_t* start = group_start_.data();
@@ -781,7 +837,7 @@ TICKSERVER_HOT_CLONES TradeReject Engine::on_trade(SymbolId symbol_id, std::int6
     ++counters_.trades_rejected;
     return r;
   }
-  process_run(symbol_id, &ts_event, &price, &size, &seq, &flags, 1, nullptr, out);
+  store_and_process_one(*syms_[symbol_id], symbol_id, ts_event, price, size, seq, flags, out);
   end_call();
   return TradeReject::Ok;
 }

@@ -134,6 +134,10 @@ class Bank {
   /// to cols[column * stride + i]. Compiled per CPU level.
   void run_ticks(const double* price, const double* size, const std::int64_t* ts, std::size_t n,
                  double* cols, std::size_t stride) noexcept;
+  /// Feed one trade, as run_ticks() with n = 1, and write every output a rule may read (every
+  /// wanted output, every EMA, RSI, MACD, ATR and VWAP output) to v[slot] and the price to
+  /// v[n_outputs]. For short runs, where run_ticks' per-call work would dominate.
+  void update_tick(double price, double size, std::int64_t ts, double* __restrict v) noexcept;
   /// Commit one closed bar: indicators see the close (ATR high/low/close, VWAP its notional).
   void update_bar(const Bar& bar) noexcept;
   /// Outputs after the last committed update, indexed like plan.output_names().
@@ -150,6 +154,8 @@ class Bank {
   [[nodiscard]] std::size_t memory_bytes() const noexcept;
 
  private:
+  void update_moments(double x) noexcept;
+
   const BankPlan* plan_;
   const SessionCalendar* calendar_;
   std::vector<MomentsState> moments_;
@@ -161,5 +167,93 @@ class Bank {
   std::vector<VwapState> vwap_;
   double close_ = kNaN;
 };
+
+// ---------------------------------------------------------------------------------------------
+// The one-trade path, inline so that it is compiled into the engine's per-CPU clones.
+
+TICKSERVER_INLINE void Bank::update_moments(double x) noexcept {
+  const auto* mp = plan_->moments_.data();
+  MomentsState* ms = moments_.data();
+  double* hist = hist_.data();
+  for (std::size_t m = 0, n = moments_.size(); m < n; ++m) {
+    if (mp[m].params.variance) {
+      moments::update<true>(mp[m].params, ms[m], hist + mp[m].hist, x);
+    } else {
+      moments::update<false>(mp[m].params, ms[m], hist + mp[m].hist, x);
+    }
+  }
+}
+
+TICKSERVER_INLINE void Bank::update_tick(double x, double size, std::int64_t ts,
+                                         double* __restrict v) noexcept {
+  const BankPlan& p = *plan_;
+  update_moments(x);
+  // Data pointers and counts in locals: stores through `v` would otherwise make the compiler
+  // reload every vector's bounds.
+  {
+    const auto* d = p.ema_.data();
+    EmaState* st = ema_.data();
+    for (std::size_t i = 0, n = ema_.size(); i < n; ++i) {
+      v[d[i].out] = ema::update(d[i].params, st[i], x);
+    }
+  }
+  {
+    const auto* d = p.rsi_.data();
+    RsiState* st = rsi_.data();
+    for (std::size_t i = 0, n = rsi_.size(); i < n; ++i) {
+      v[d[i].out] = rsi::update(d[i].params, st[i], x);
+    }
+  }
+  {
+    const auto* d = p.macd_.data();
+    MacdState* st = macd_.data();
+    for (std::size_t i = 0, n = macd_.size(); i < n; ++i) {
+      const MacdValue m = macd::update(d[i].params, st[i], x);
+      v[d[i].out] = m.macd;
+      v[d[i].out + 1] = m.signal;
+      v[d[i].out + 2] = m.hist;
+    }
+  }
+  {
+    const auto* d = p.atr_.data();
+    AtrState* st = atr_.data();
+    for (std::size_t i = 0, n = atr_.size(); i < n; ++i) {
+      v[d[i].out] = atr::update(d[i].params, st[i], x, x, x);
+    }
+  }
+  {
+    const std::uint32_t* d = p.vwap_.data();
+    VwapState* st = vwap_.data();
+    for (std::size_t i = 0, n = vwap_.size(); i < n; ++i) {
+      v[d[i]] = vwap::add(*calendar_, st[i], x * size, size, ts);
+    }
+  }
+  // Outputs derived from the moments (the window total and variance the update left in the
+  // state), where a rule reads them.
+  const auto* mp = p.moments_.data();
+  const MomentsState* ms = moments_.data();
+  const std::int32_t* col = p.out_col_.data();
+  auto mean = [&](std::uint32_t m) { return moments::mean(mp[m].params, ms[m]); };
+  auto sd = [&](std::uint32_t m) { return std::sqrt(ms[m].var); };
+  for (const auto& d : p.sma_) {
+    if (col[d.out] >= 0) v[d.out] = mean(d.moment);
+  }
+  for (const auto& d : p.stddev_) {
+    if (col[d.out] >= 0) v[d.out] = sd(d.moment);
+  }
+  for (const auto& d : p.zscore_) {
+    if (col[d.out] >= 0) v[d.out] = ZScore::of(x, mean(d.moment), sd(d.moment));
+  }
+  for (const auto& d : p.bbands_) {
+    if (col[d.upper] >= 0) {
+      const Bands b = BBands::of(mean(d.moment), sd(d.moment), d.k);
+      v[d.upper] = b.upper;
+      v[d.upper + 1] = b.middle;
+      v[d.upper + 2] = b.lower;
+    }
+  }
+  v[p.n_outputs()] = x;
+  close_ = x;
+}
 
 }  // namespace tickserver

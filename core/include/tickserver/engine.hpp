@@ -249,6 +249,8 @@ class Engine {
   static constexpr std::size_t kChunk = 256;
   static constexpr std::size_t kBlock = 32;
   static constexpr std::uint32_t kNoRun = 0xFFFFFFFFu;
+  /// Runs shorter than this go through process_one(), trade by trade.
+  static constexpr std::size_t kShortRun = 8;
 
   [[nodiscard]] TradeReject check(SymbolId symbol_id, double price, double size) const noexcept;
   /// Store n valid trades of one symbol in its ring and process them in order (`rows`: their
@@ -260,6 +262,14 @@ class Engine {
   void process_stored(SymbolState& st, SymbolId symbol_id, const std::int64_t* ts,
                       const double* price, const double* size, std::size_t n,
                       const std::uint32_t* rows, IngestResult& out);
+  /// One stored trade, row by row (short runs): bars, tick indicators and rules as the block
+  /// path computes them. `row` tags its outputs in a grouped batch.
+  void process_one(SymbolState& st, SymbolId symbol_id, std::int64_t ts, double price,
+                   double size, std::int64_t row, IngestResult& out);
+  /// Store one valid trade in its symbol's ring and process_one() it (ungrouped calls).
+  void store_and_process_one(SymbolState& st, SymbolId symbol_id, std::int64_t ts, double price,
+                             double size, std::uint64_t seq, std::uint8_t flags,
+                             IngestResult& out);
   /// The bars of a chunk of one symbol's trades: trades inside every forming bar in bulk, the
   /// others (opening, rolling or late) one by one.
   void run_bars(SymbolState& st, SymbolId symbol_id, const std::int64_t* ts, const double* price,
@@ -275,7 +285,7 @@ class Engine {
                     IngestResult& out, std::uint32_t run_index);
   /// Evaluate a bar bank's rules on its values into fired_; returns how many fired.
   std::size_t eval_rules(SymbolState& st, std::size_t bank, const double* v) noexcept;
-  /// Write the n firings in fired_ (not row-tagged: used outside grouped batches).
+  /// Write the n firings in fired_ (tagged with row_ in a grouped batch).
   void emit_signals(std::size_t n, SymbolId symbol_id, std::int64_t ts, IngestResult& out);
   /// on_trades for a large batch of several symbols: rows are partitioned by symbol (stable),
   /// each symbol's run is processed with its state hot in cache, and the outputs are put back
@@ -318,6 +328,7 @@ class Engine {
   std::vector<BarFired> bar_fired_;
   // Row tags of the outputs of the current call (used to restore row order after grouping).
   std::int64_t row_ = 0;
+  bool tag_signals_ = false;  // a grouped batch: signals need row tags
   std::vector<std::int64_t> bar_rows_, indicator_rows_, signal_rows_;
   // Scratch of on_trades_grouped: the valid rows, partitioned by symbol (only their row index
   // when every symbol's rows fit in its ring, which then holds the partitioned trades).

@@ -175,6 +175,45 @@ TICKSERVER_INLINE void steady(const MomentsParams& p, MomentsState& s, double x,
   }
 }
 
+/// Commit one input (the scalar form of run() with n = 1).
+template <bool Var>
+TICKSERVER_INLINE void update(const MomentsParams& p, MomentsState& s, double* __restrict hist,
+                              double x) noexcept {
+  const std::size_t lag = p.lag;
+  const std::uint64_t c = s.count++;
+  double trailing = x;  // the input leaving the window: the one `lag` updates ago
+  if (lag > 0) {
+    const std::size_t pos = s.pos;
+    trailing = hist[pos];
+    hist[pos] = x;
+    s.pos = pos + 1 == lag ? 0 : pos + 1;
+  }
+  if (c >= lag) [[likely]] {
+    if constexpr (Var) {
+      if (c == 0) [[unlikely]] s.shift = x;  // period 1
+    }
+    // The window after this update: `trailing`, then the history from its oldest slot (which
+    // ends with x).
+    steady<Var>(p, s, x, trailing, [&](auto&& g) {
+      g(trailing);
+      std::size_t k = s.pos;
+      for (std::size_t j = 0; j < lag; ++j) {
+        g(hist[k]);
+        if (++k == lag) k = 0;
+      }
+    });
+    return;
+  }
+  s.sum += x;
+  if constexpr (Var) {
+    if (c == 0) s.shift = x;
+    double t = x - s.shift;
+    s.t1 += t;
+    t *= t;
+    s.t2 += t;
+  }
+}
+
 /// Commit x[0..n). Where `tot` / `var` are given (template flags), write each input's window
 /// total (mean = total / period) and variance to them, NaN during warm-up.
 template <bool Var, bool WantTot, bool WantVar>
@@ -296,9 +335,9 @@ class RollingMoments {
   /// Commit x; afterwards mean(), variance() and stddev() describe the window ending at x.
   TICKSERVER_INLINE Value update(double x) noexcept {
     if (p_.variance) {
-      moments::run<true, false, false>(p_, s_, hist_.data(), &x, 1, nullptr, nullptr);
+      moments::update<true>(p_, s_, hist_.data(), x);
     } else {
-      moments::run<false, false, false>(p_, s_, hist_.data(), &x, 1, nullptr, nullptr);
+      moments::update<false>(p_, s_, hist_.data(), x);
     }
     return {mean(), s_.var};
   }
