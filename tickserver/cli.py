@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -306,9 +307,18 @@ def serve(
 
     async def main() -> None:
         runner = web.AppRunner(app, handle_signals=False, access_log=None)
-        await runner.setup()
+        try:
+            await runner.setup()  # starts sinks, engine, sources (cleanup contexts)
+        except Exception as exc:
+            with contextlib.suppress(Exception):
+                await runner.cleanup()  # stop what did start
+            raise _StartupError(f"cannot start: {exc}") from exc
         site = web.TCPSite(runner, host, port, shutdown_timeout=cfg.server.shutdown_timeout_s)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            await runner.cleanup()
+            raise _StartupError(f"cannot listen on {host}:{port}: {exc}") from exc
         addr = runner.addresses[0] if runner.addresses else (host, port)
         log.info(
             "tickserver %s serving on http://%s:%s (sources: %s; sinks: %s)",
@@ -339,12 +349,16 @@ def serve(
 
     try:
         asyncio.run(main())
-    except OSError as exc:
-        log.error("cannot listen on %s:%s: %s", host, port, exc)
+    except _StartupError as exc:
+        log.error("%s", exc, exc_info=exc.__cause__ if cfg.log.level == "DEBUG" else None)
         return 2
     if exit_when_done is not None and exit_when_done.get("error"):
         return 1
     return 0
+
+
+class _StartupError(Exception):
+    """The server could not start; the message says why (exit code 2)."""
 
 
 async def _wait_replay(holder: dict[str, Any], state: Any, stop: asyncio.Event) -> None:

@@ -281,10 +281,76 @@ class KafkaConfig(Section):
 
 
 class StoreConfig(Section):
-    """History store (Parquet on local disk, or S3 when ``s3_bucket`` is set)."""
+    """History store (Parquet on local disk, or S3 when ``s3_bucket`` is set).
+
+    Accepted events go to a write-ahead spool under ``path`` first; every
+    ``flush_interval_s`` (or ``flush_bytes`` of spool, whichever comes first) they become
+    Parquet parts under ``path`` (local) or in the bucket (S3, staged in ``path/outbox``).
+    S3 credentials come from boto3's default chain (instance role), never from this file.
+    """
 
     enabled: bool = True
-    path: str = "./tickserver-data"
+    path: str = Field(
+        "./tickserver-data", description="Store root (local) or spool/outbox folder (S3)."
+    )
+    flush_interval_s: float = Field(60.0, gt=0, le=86_400, description="Flush at least this often.")
+    flush_bytes: int = Field(
+        64 << 20, ge=4096, description="Flush early once this many bytes are spooled."
+    )
+    fsync: Literal["always", "batch", "never"] = Field(
+        "batch", description="Spool durability: fsync per append, every fsync_interval_ms, or OS."
+    )
+    fsync_interval_ms: int = Field(50, ge=1, le=60_000)
+    max_backlog_bytes: int = Field(
+        4 << 30,
+        ge=1 << 20,
+        description="Bound on spool + not-yet-uploaded parts; past it new events are dropped "
+        "from the store (counted, logged, /readyz degraded).",
+    )
+    quotes: bool = Field(False, description="Also store top-of-book quotes (several per trade).")
+    compression_level: int = Field(3, ge=1, le=22, description="zstd level of the Parquet files.")
+    s3_bucket: str | None = Field(None, description="Upload to this bucket (else keep local).")
+    s3_prefix: str = Field("", description="Key prefix inside the bucket.")
+    s3_region: str | None = None
+    s3_endpoint_url: str | None = Field(
+        None, description="S3-compatible endpoint (MinIO, moto, …); default: AWS."
+    )
+    s3_sse: Literal["none", "AES256", "aws:kms"] = Field(
+        "none", description="Server-side encryption of uploaded objects."
+    )
+    s3_kms_key_id: str | None = Field(None, description="KMS key (id, ARN or alias) for aws:kms.")
+    s3_multipart_threshold_bytes: int = Field(64 << 20, ge=5 << 20)
+    s3_multipart_chunk_bytes: int = Field(16 << 20, ge=5 << 20)
+    s3_max_attempts: int = Field(5, ge=1, le=20, description="botocore retries per request.")
+    s3_retry_max_s: float = Field(
+        30.0, gt=0, description="Longest wait between upload attempts while S3 is failing."
+    )
+    cache_bytes: int = Field(
+        1 << 30, ge=0, description="S3: keep this much of the uploaded parts locally for reads."
+    )
+
+    @field_validator("s3_bucket")
+    @classmethod
+    def _bucket_name(cls, v: str | None) -> str | None:
+        import re
+
+        if v is not None and not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", v):
+            raise ValueError(
+                f"{v!r} is not a valid S3 bucket name (3-63 lower-case letters, digits, "
+                "dots and hyphens); give the name only, not s3://…"
+            )
+        return v
+
+    @field_validator("s3_prefix")
+    @classmethod
+    def _strip_prefix(cls, v: str) -> str:
+        return v.strip("/")
+
+    @model_validator(mode="after")
+    def _kms(self) -> StoreConfig:
+        if self.s3_kms_key_id and self.s3_sse != "aws:kms":
+            raise ValueError('s3_kms_key_id needs s3_sse = "aws:kms"')
+        return self
 
 
 class CloudWatchConfig(Section):

@@ -99,7 +99,6 @@ Engine::Engine(const SymbolRegistry& registry, EngineConfig config)
   if (intervals_.size() > 64) throw std::invalid_argument("at most 64 bar intervals");
   for (const std::int64_t iv : intervals_) {
     clocks_.emplace_back(iv, calendar_.get());
-    clock_floor_.push_back(kMinTime);
   }
   n_intervals_ = intervals_.size();
 
@@ -379,7 +378,7 @@ TICKSERVER_HOT_CLONES void Engine::run_bars(SymbolState& st, SymbolId symbol_id,
     std::uint64_t must_roll = 0;
     bool late = false;
     for (std::size_t k = 0; k < n_iv; ++k) {
-      const BarEvent e = series[k].add_fast(t, p, q, clocks_[k], clock_floor_[k]);
+      const BarEvent e = series[k].add_fast(t, p, q, clocks_[k]);
       must_roll |= static_cast<std::uint64_t>(e == BarEvent::MustRoll) << k;
       late |= e == BarEvent::Late;
     }
@@ -540,7 +539,7 @@ TICKSERVER_INLINE void Engine::process_one(SymbolState& st, SymbolId symbol_id,
   bool late = false;
   BarSeries* series = st.series.data();
   for (std::size_t k = 0; k < n_intervals_; ++k) {
-    const BarEvent e = series[k].add_fast(ts, price, size, clocks_[k], clock_floor_[k]);
+    const BarEvent e = series[k].add_fast(ts, price, size, clocks_[k]);
     must_roll |= static_cast<std::uint64_t>(e == BarEvent::MustRoll) << k;
     late |= e == BarEvent::Late;
   }
@@ -843,9 +842,6 @@ TICKSERVER_HOT_CLONES TradeReject Engine::on_trade(SymbolId symbol_id, std::int6
 }
 
 void Engine::advance(std::int64_t now, IngestResult& out) {
-  for (std::size_t k = 0; k < clocks_.size(); ++k) {
-    clock_floor_[k] = std::max(clock_floor_[k], clocks_[k].bucket(now).start);
-  }
   for (std::size_t sid = 0; sid < syms_.size(); ++sid) {
     SymbolState& st = *syms_[sid];
     for (std::size_t k = 0; k < st.series.size(); ++k) {

@@ -75,16 +75,6 @@ TEST_CASE("advance_closes_bars_whose_end_is_at_or_before_now") {
   CHECK(s.add(M + 1, 10.0, 1.0, clock) == BarEvent::Opened);
 }
 
-TEST_CASE("clock_floor_makes_trades_in_intervals_closed_by_the_clock_late") {
-  const BarClock clock(M);
-  BarSeries s(10);
-  // advance(now = 5m30s) happened while this symbol had no forming bar: floor = 5m.
-  const std::int64_t floor = clock.bucket(5 * M + 30 * S).start;
-  CHECK(floor == 5 * M);
-  CHECK(s.add(4 * M + 59 * S, 10.0, 1.0, clock, floor) == BarEvent::Late);
-  CHECK(s.add(5 * M + 1, 10.0, 1.0, clock, floor) == BarEvent::Opened);
-}
-
 TEST_CASE("bars_bucket_negative_timestamps_by_floor") {
   const BarClock clock(M);
   CHECK(clock.bucket(-1).start == -M);

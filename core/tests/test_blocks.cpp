@@ -254,7 +254,7 @@ TEST_CASE("bar_series_bulk_add_equals_add_fast_inside_the_forming_bar") {
   CHECK(m == 5);  // the trade at 60 s belongs to the next minute
   bulk.add_forming(px.data(), sz.data(), m);
   for (std::size_t i = 0; i < m; ++i) {
-    CHECK(one.add_fast(ts[i], px[i], sz[i], clock, kMinTime) == BarEvent::Updated);
+    CHECK(one.add_fast(ts[i], px[i], sz[i], clock) == BarEvent::Updated);
   }
   const Bar& a = one.forming();
   const Bar& b = bulk.forming();

@@ -204,10 +204,7 @@ class Reference {
  public:
   Reference(std::size_t n_syms, const EngineConfig& c)
       : cfg_(c), cal_(std::make_shared<SessionCalendar>()) {
-    for (const std::int64_t iv : c.intervals) {
-      clocks_.emplace_back(iv, cal_.get());
-      floor_.push_back(kMinTime);
-    }
+    for (const std::int64_t iv : c.intervals) clocks_.emplace_back(iv, cal_.get());
     const std::size_t n_banks = c.intervals.size() + 1;
     std::vector<std::vector<std::string>> names(n_banks);
     for (const IndicatorSpec& s : c.indicators) {
@@ -278,7 +275,7 @@ class Reference {
     bool late = false;
     std::vector<bool> rolled(st.series.size());
     for (std::size_t k = 0; k < st.series.size(); ++k) {
-      const BarEvent e = st.series[k].add(ts, px, sz, clocks_[k], floor_[k]);
+      const BarEvent e = st.series[k].add(ts, px, sz, clocks_[k]);
       late = late || e == BarEvent::Late;
       rolled[k] = e == BarEvent::Rolled;
     }
@@ -293,9 +290,6 @@ class Reference {
   }
 
   void advance(std::int64_t now, IngestResult& out) {
-    for (std::size_t k = 0; k < clocks_.size(); ++k) {
-      floor_[k] = std::max(floor_[k], clocks_[k].bucket(now).start);
-    }
     for (std::size_t s = 0; s < syms_.size(); ++s) {
       for (std::size_t k = 0; k < syms_[s].series.size(); ++k) {
         if (syms_[s].series[k].advance(now)) {
@@ -386,7 +380,6 @@ class Reference {
   EngineConfig cfg_;
   std::shared_ptr<SessionCalendar> cal_;
   std::vector<BarClock> clocks_;
-  std::vector<std::int64_t> floor_;
   std::vector<RefRule> rules_;
   std::vector<RefSymbol> syms_;
   std::vector<std::vector<std::string>> names_;

@@ -446,3 +446,16 @@ def test_sigterm_exits_zero_and_closes_websockets_going_away(
     events = [r.get("event") for r in srv.log_records()]
     assert "shutdown" in events
     assert "stopped" in events
+
+
+def test_a_component_that_cannot_start_is_reported_and_exits_2(tmp_path: Any) -> None:
+    # Arrange: the store's folder is a file, so the store cannot create its spool
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("x")
+    srv = TickServer(tmp_path / "srv", config=f'[store]\npath = "{blocker}/data"\n')
+    # Act / Assert
+    with pytest.raises(RuntimeError, match="cannot start"):
+        srv.start()
+    assert srv.proc is not None
+    assert srv.proc.returncode == 2
+    assert "Traceback" not in srv.logs()

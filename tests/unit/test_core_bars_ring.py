@@ -51,7 +51,6 @@ class BarModel:
     forming: ModelBar | None = None
     closed: list[ModelBar] = field(default_factory=list)
     closed_end: int = MIN
-    floor: int = MIN
     late: int = 0
 
     def open(self, ts: int, price: float, size: float) -> None:
@@ -75,13 +74,12 @@ class BarModel:
             else:
                 self.close()
                 self.open(ts, price, size)
-        elif ts < self.closed_end or ts < self.floor:
+        elif ts < self.closed_end:  # lateness is per symbol: only its own closed bars count
             self.late += 1
         else:
             self.open(ts, price, size)
 
     def advance(self, now: int) -> None:
-        self.floor = max(self.floor, now - now % self.interval)
         if self.forming is not None and self.forming.end <= now:
             self.close()
 

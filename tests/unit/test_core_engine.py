@@ -477,3 +477,29 @@ def test_one_indicator_name_may_run_at_several_intervals() -> None:
     # Assert
     assert e.indicator_names(0) == ["ema12"]
     assert e.indicator_names(M) == ["ema12"]
+
+
+def test_backfilled_trades_after_a_symbols_last_bar_open_bars_even_behind_the_clock() -> None:
+    # Arrange: 1m bars; the clock has advanced to 10:05:30 while AAA had a bar only at 10:00
+    # and BBB had none (a reconnect gap, then a backfill from history).
+    M = 60 * 10**9
+    t0 = 1_795_600_000 * 10**9 // M * M
+    reg = _core.SymbolRegistry()
+    reg.intern("AAA")
+    reg.intern("BBB")
+    eng = _core.Engine(
+        reg, ring_capacity=64, bar_capacity=64, intervals=[M], indicators=[], rules=[]
+    )
+    eng.on_trade(0, t0 + 5 * 10**9, 10.0, 1.0)
+    eng.advance(t0 + 5 * M + 30 * 10**9)
+    # Act: backfill 10:01 and 10:02 for both symbols, then a trade older than AAA's last bar
+    for sid in (0, 1):
+        eng.on_trade(sid, t0 + M + 10**9, 11.0, 1.0)
+        eng.on_trade(sid, t0 + 2 * M + 10**9, 12.0, 1.0)
+    late = eng.on_trade(0, t0 + 30 * 10**9, 9.0, 1.0)
+    eng.advance(t0 + 5 * M + 31 * 10**9)
+    # Assert: the backfilled minutes became bars; the trade inside a published bar is late
+    assert eng.bars(0, M, 10)["ts_event"].tolist() == [t0, t0 + M, t0 + 2 * M]
+    assert eng.bars(1, M, 10)["ts_event"].tolist() == [t0 + M, t0 + 2 * M]
+    assert late is not None
+    assert late.late == 1

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from functools import cache
-from typing import TYPE_CHECKING, Any, NewType, TypeVar, cast
+from typing import TYPE_CHECKING, Annotated, Any, NewType, TypeVar, cast
 
 import strawberry
 from graphql import GraphQLError
@@ -184,6 +184,17 @@ class Signal:
     value: float | None
 
 
+@strawberry.type(description="Ticks or bars of a time range, from the store and the hot ring.")
+class History:
+    symbol: str
+    interval: str
+    ticks: list[Tick] = strawberry.field(description="Trades (interval tick), oldest first")
+    bars: list[Bar] = strawberry.field(description="Closed bars (bar intervals), oldest first")
+    truncated: bool = strawberry.field(description="More rows match; ask again from the last ts")
+    cold_rows: Long = strawberry.field(description="Rows read from the store")
+    hot_rows: Long = strawberry.field(description="Rows read from memory")
+
+
 @strawberry.type
 class ComponentStatus:
     name: str
@@ -257,6 +268,10 @@ class Query:
     def symbols(self, info: Info[Context, Any]) -> list[str]:
         return ctx(info).market.served_symbols()
 
+    @strawberry.field(description="Bar intervals this instance aggregates (market.intervals).")
+    def intervals(self, info: Info[Context, Any]) -> list[str]:
+        return list(ctx(info).state.config.market.intervals)
+
     @strawberry.field(description="Last trade and top of book of one symbol.")
     @api_errors
     def quote(self, info: Info[Context, Any], symbol: str) -> Quote:
@@ -274,18 +289,68 @@ class Query:
     def ticks(self, info: Info[Context, Any], symbol: str, last: int = 100) -> list[Tick]:
         return [from_row(Tick, r) for r in ctx(info).market.ticks(symbol, last)]
 
-    @strawberry.field(description="Bars of a symbol, oldest first; the forming bar is last.")
-    @api_errors
-    def bars(
+    @strawberry.field(
+        description="Bars of a symbol, oldest first; the forming bar is last. With from/to: "
+        "the newest `last` bars opening in [from, to), from the store and memory."
+    )
+    async def bars(
         self,
         info: Info[Context, Any],
         symbol: str,
         interval: str,
         last: int = 100,
         forming: bool = True,
+        from_: Annotated[
+            str | None, strawberry.argument(name="from", description="ISO-8601 or epoch ms/ns")
+        ] = None,
+        to: str | None = None,
     ) -> list[Bar]:
-        rows = ctx(info).market.bars(symbol, interval, last, forming=forming)
+        from tickserver.history import ranged_bars
+
+        try:
+            if from_ is None and to is None:
+                rows = ctx(info).market.bars(symbol, interval, last, forming=forming)
+            else:
+                c = ctx(info)
+                rows = await ranged_bars(
+                    c.state, c.market, symbol, interval, from_, to, last, forming=forming
+                )
+        except ApiError as exc:
+            raise GraphQLError(str(exc), extensions={"code": exc.code}) from None
         return [from_row(Bar, r) for r in rows]
+
+    @strawberry.field(
+        description="Ticks (interval tick) or closed bars opening in [from, to), oldest first, "
+        "from the history store merged with memory."
+    )
+    async def history(
+        self,
+        info: Info[Context, Any],
+        symbol: str,
+        interval: str,
+        from_: Annotated[
+            str, strawberry.argument(name="from", description="ISO-8601 or epoch ms/ns")
+        ],
+        to: Annotated[str | None, strawberry.argument(description="Default: now")] = None,
+        limit: int = 10_000,
+    ) -> History:
+        from tickserver.history import history_query
+
+        c = ctx(info)
+        try:
+            res = await history_query(c.state, c.market, symbol, interval, from_, to, limit)
+        except ApiError as exc:
+            raise GraphQLError(str(exc), extensions={"code": exc.code}) from None
+        is_tick = interval == "tick"
+        return History(
+            symbol=symbol,
+            interval=interval,
+            ticks=[from_row(Tick, r) for r in res.rows] if is_tick else [],
+            bars=[] if is_tick else [from_row(Bar, r) for r in res.rows],
+            truncated=res.truncated,
+            cold_rows=Long(res.cold_rows),
+            hot_rows=Long(res.hot_rows),
+        )
 
     @strawberry.field(description="L2 book of a symbol.")
     @api_errors

@@ -24,7 +24,7 @@ import struct
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import strawberry
@@ -45,7 +45,7 @@ from graphql import (
     specified_rules,
     validate,
 )
-from graphql.execution.values import get_argument_values
+from graphql.execution.values import get_argument_values, get_variable_values
 from strawberry.extensions.max_aliases import create_validator as alias_validator
 from strawberry.extensions.query_depth_limiter import create_validator as depth_validator
 
@@ -351,7 +351,14 @@ class GraphQLWebSocket:
             if not isinstance(op_id, str) or not isinstance(payload, dict):
                 conn.close_soon(4400, "Invalid message received")
                 return
-            await self._on_subscribe(conn, op_id, payload)
+            try:
+                await self._on_subscribe(conn, op_id, payload)
+            except Exception as exc:
+                # A bug in one operation must not take the connection (and its other
+                # subscriptions) down: report it on that operation only.
+                log.exception("operation %s failed to start", op_id)
+                conn.ops.pop(op_id, None)
+                conn.send_error(op_id, [{"message": f"internal error: {exc}"}])
         elif mtype in ("complete", "stop"):
             op_id = msg.get("id")
             if isinstance(op_id, str):
@@ -515,7 +522,12 @@ class GraphQLWebSocket:
         selection = _compile_flat(root.selection_set, item_type, fragments)
         if selection is None:
             return None
-        args = get_argument_values(field_def, root, cast(Any, variables))
+        # Arguments may come as variables: coerce them against the operation's definitions
+        # first (graphql-core 3.3 takes only coerced VariableValues here, not a dict).
+        coerced = get_variable_values(self.gschema, operation.variable_definitions or (), variables)
+        if isinstance(coerced, list):
+            raise ApiError("; ".join(e.message for e in coerced), "BAD_USER_INPUT")
+        args = get_argument_values(field_def, root, coerced)
         symbols = args.get("symbols")
         if symbols is not None:
             self.market.symbol_ids(symbols)  # raises UNKNOWN_SYMBOL

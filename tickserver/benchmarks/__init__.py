@@ -10,4 +10,5 @@ BENCHMARKS: dict[str, str] = {
     "store": "tickserver.benchmarks.store",
     "replay": "tickserver.benchmarks.replay",
     "validation": "tickserver.benchmarks.validation",
+    "dashboard": "tickserver.benchmarks.dashboard",
 }

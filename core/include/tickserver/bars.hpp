@@ -117,17 +117,18 @@ enum class BarEvent : std::uint8_t {
 /// The bars of one symbol at one interval: the forming bar and a ring of closed bars.
 ///
 /// Bars close when a trade arrives past their end or when advance(now) reaches their end. A
-/// trade older than the forming bar, or older than the end of the last closed bar or of the
-/// clock floor (the start of the interval containing the latest advance() time), is late: it is
-/// counted and never changes a bar. Intervals without trades produce no bar.
+/// trade older than the forming bar or than the end of this symbol's last closed bar is late:
+/// it is counted and never changes a bar. Lateness is per symbol, not per clock: a trade for an
+/// interval the clock has passed but in which this symbol has no bar yet (a backfill after a
+/// reconnect) opens that bar, since no published bar is rewritten. Intervals without trades
+/// produce no bar.
 class BarSeries {
  public:
   explicit BarSeries(std::size_t capacity) : closed_(capacity) {}
 
-  /// Add one trade. `clock_floor`: trades before it belong to intervals the clock has closed.
-  [[nodiscard]] BarEvent add(std::int64_t ts, double price, double size, const BarClock& clock,
-                             std::int64_t clock_floor = kMinTime) {
-    const BarEvent e = add_fast(ts, price, size, clock, clock_floor);
+  /// Add one trade.
+  [[nodiscard]] BarEvent add(std::int64_t ts, double price, double size, const BarClock& clock) {
+    const BarEvent e = add_fast(ts, price, size, clock);
     if (e != BarEvent::MustRoll) return e;
     (void)roll(ts, price, size, clock);
     return BarEvent::Rolled;
@@ -136,8 +137,7 @@ class BarSeries {
   /// add() without the bar roll, which may allocate: returns MustRoll instead, leaving the
   /// series unchanged, and the caller then calls roll() with the same trade.
   [[nodiscard]] TICKSERVER_INLINE BarEvent add_fast(std::int64_t ts, double price, double size,
-                                                    const BarClock& clock,
-                                                    std::int64_t clock_floor) noexcept {
+                                                    const BarClock& clock) noexcept {
     if (has_forming_) {
       if (ts >= forming_.ts_open) [[likely]] {
         if (ts < end_) [[likely]] {
@@ -154,7 +154,7 @@ class BarSeries {
       ++late_;
       return BarEvent::Late;
     }
-    if (ts < closed_end_ || ts < clock_floor) {
+    if (ts < closed_end_) {
       ++late_;
       return BarEvent::Late;
     }

@@ -309,7 +309,6 @@ class Engine {
   std::vector<std::int64_t> intervals_;
   std::shared_ptr<SessionCalendar> calendar_;
   std::vector<BarClock> clocks_;
-  std::vector<std::int64_t> clock_floor_;   // per bar interval, from advance()
   std::size_t n_intervals_ = 0;
   std::vector<std::unique_ptr<BankPlan>> plans_;  // [0] = tick
   std::vector<RuleGroup> rules_;  // per bank
