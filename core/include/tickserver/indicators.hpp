@@ -24,6 +24,7 @@
 #pragma once
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -418,9 +419,14 @@ class StdDev {
 class ZScore {
  public:
   explicit ZScore(int period) : m_(detail::check_period("period", period, 2), true) {}
-  /// z of x given the window's mean and standard deviation.
+  /// z of x given the window's mean and standard deviation. The quotient is computed even when
+  /// it is discarded and selected with bit operations: loops over many inputs then vectorise (a
+  /// conditional division or a floating-point select would not, under -ftrapping-math).
   [[nodiscard]] static double of(double x, double mean, double sd) noexcept {
-    return sd > 0.0 ? (x - mean) / sd : kNaN;
+    const double z = (x - mean) / sd;
+    const std::uint64_t keep = 0 - static_cast<std::uint64_t>(sd > 0.0);
+    return std::bit_cast<double>((std::bit_cast<std::uint64_t>(z) & keep) |
+                                 (std::bit_cast<std::uint64_t>(kNaN) & ~keep));
   }
   TICKSERVER_INLINE double update(double x) noexcept {
     m_.update(x);
