@@ -276,7 +276,8 @@ void Engine::end_call() noexcept {
   row_ = 0;
 }
 
-// A bar bank's rules, on its output values `v` (the close in slot n_outputs).
+// A bank's rules on its output values `v` (the close in slot n_outputs), one evaluation: bar
+// closes and the trade-by-trade path.
 TICKSERVER_INLINE std::size_t Engine::eval_rules(SymbolState& st, std::size_t bank,
                                                  const double* v) noexcept {
   const RuleGroup& g = rules_[bank];
