@@ -24,6 +24,7 @@ from tickserver.component import Component, Health
 from tickserver.config import Config
 from tickserver.engine import Engine
 from tickserver.metrics import Family, Metrics, Sample
+from tickserver.ownership import OWNERSHIP_TOPIC, Ownership
 from tickserver.sinks.base import Sink, SinkContext
 from tickserver.sources import registry
 from tickserver.sources.base import Source, SourceContext
@@ -154,6 +155,15 @@ def build_sources(
     return out
 
 
+def _follow_ownership(bus: Bus, market: Any) -> None:
+    """Serve only the symbols an owning source (``kafka``) announces (docs/kafka.md)."""
+
+    def on_ownership(o: Ownership) -> None:
+        market.owned = None if o.symbols is None else set(o.symbols)
+
+    bus.attach(OWNERSHIP_TOPIC, on_ownership, name="api.ownership")
+
+
 def check_symbol_overlap(sources: list[Source]) -> None:
     """Refuse two sources serving one symbol: give each its own (``[sources.<name>] symbols``).
 
@@ -235,6 +245,7 @@ def build_app(
     metrics.register_collector(state.collect_metrics)
     app = http.create_web_app(state)
     app[APP_STATE] = state
+    _follow_ownership(bus, state.extras["market"])
     for sink in sinks:
         app.cleanup_ctx.append(_component_ctx(sink))
     app.cleanup_ctx.append(_component_ctx(engine))

@@ -272,12 +272,131 @@ class BusConfig(Section):
     subscriber_maxsize: int = Field(256, ge=1)
 
 
+PublishMode = Literal["off", "immediate", "batched"]
+
+
 class KafkaConfig(Section):
-    """Kafka sink (optional): nothing is published when ``enabled`` is false."""
+    """Kafka: the publisher sink (``enabled``) and the connection ``--source kafka`` uses too.
+
+    Nothing is published when ``enabled`` is false. Topics are ``<topic_prefix>.ticks``,
+    ``.quotes``, ``.bars.<interval>`` and ``.signals``; each is ``off``, ``immediate`` (one
+    record per event) or ``batched`` (one record per symbol per ``flush_ms`` window, columnar).
+    Secrets (SASL password, TLS key password) are read from the environment variables named
+    here, never from the TOML file. See docs/kafka.md.
+    """
 
     enabled: bool = False
     bootstrap_servers: CsvList = Field(default_factory=lambda: ["127.0.0.1:9092"])
     topic_prefix: str = "tickserver"
+    client_id: str = "tickserver"
+
+    # --- what is published, how
+    ticks: PublishMode = "immediate"
+    quotes: PublishMode = "off"
+    bars: PublishMode = "immediate"
+    signals: PublishMode = "immediate"
+    bar_intervals: list[Interval] | None = Field(
+        None, description="Bar intervals to publish (default: every market.intervals entry)."
+    )
+    forming_bars: bool = Field(False, description="Also publish forming-bar updates.")
+    flush_ms: int = Field(100, ge=1, le=60_000, description="Batched mode: the flush window.")
+    flush_max_events: int = Field(
+        200_000, ge=1, description="Batched mode: flush early once this many events wait."
+    )
+
+    # --- producer
+    compression: Literal["zstd", "lz4", "gzip", "snappy", "none"] = "zstd"
+    idempotence: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="auto: use the idempotent producer when the broker grants a producer id.",
+    )
+    max_batch_bytes: int = Field(
+        512 * 1024, ge=1024, description="Bytes per partition batch (one produce request part)."
+    )
+    max_record_bytes: int = Field(
+        1_000_000,
+        ge=1024,
+        description="Largest record sent; batched records are split below it, a larger "
+        "single-event record is dead-lettered. Keep it <= the broker's message.max.bytes.",
+    )
+    linger_ms: int = Field(0, ge=0, le=10_000)
+    request_timeout_ms: int = Field(10_000, ge=100)
+    retry_backoff_ms: int = Field(100, ge=1, description="First reconnect delay (doubles).")
+    retry_backoff_max_ms: int = Field(5_000, ge=1, description="Longest reconnect delay.")
+    shutdown_flush_s: float = Field(
+        5.0, ge=0, description="At stop, keep delivering the backlog for up to this long."
+    )
+
+    # --- topics
+    create_topics: bool = Field(
+        True, description="Create missing topics (at start and when one is deleted)."
+    )
+    partitions: int = Field(12, ge=1, description="Partitions of topics tickserver creates.")
+    replication_factor: int = Field(
+        -1, ge=-1, description="Replication of created topics (-1: min(3, brokers in the cluster))."
+    )
+    topic_configs: dict[str, str] = Field(
+        default_factory=dict, description="Topic configs for created topics (retention.ms, …)."
+    )
+
+    # --- local spool (records wait here while the broker is away)
+    spool_dir: str = "./tickserver-data/kafka-spool"
+    spool_max_bytes: int = Field(1 << 30, ge=1 << 20, description="Bound of the spool on disk.")
+    spool_fsync: Literal["always", "batch", "never"] = "batch"
+    dead_letter_path: str | None = Field(
+        None, description="Where undeliverable records go (default <spool_dir>/dead-letter.jsonl)."
+    )
+
+    # --- security
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "AWS_MSK_IAM"] | None = None
+    sasl_username: str | None = None
+    sasl_password_env: str = Field(
+        "KAFKA_SASL_PASSWORD", description="Env var holding the SASL PLAIN/SCRAM password."
+    )
+    ssl_cafile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    ssl_key_password_env: str | None = Field(
+        None, description="Env var holding the password of ssl_keyfile, if it has one."
+    )
+    ssl_check_hostname: bool = True
+    aws_region: str | None = Field(
+        None, description="AWS_MSK_IAM: the cluster's region (default: $AWS_REGION)."
+    )
+    aws_profile: str | None = Field(None, description="AWS_MSK_IAM: a named profile to sign with.")
+    aws_role_arn: str | None = Field(None, description="AWS_MSK_IAM: a role to assume to sign.")
+
+    @model_validator(mode="after")
+    def _security_fits(self) -> KafkaConfig:
+        sasl = self.security_protocol.startswith("SASL_")
+        if sasl and self.sasl_mechanism is None:
+            raise ValueError(f"security_protocol {self.security_protocol} needs sasl_mechanism")
+        if not sasl and self.sasl_mechanism is not None:
+            raise ValueError(
+                f"sasl_mechanism {self.sasl_mechanism} needs security_protocol SASL_SSL "
+                "(or SASL_PLAINTEXT)"
+            )
+        if self.sasl_mechanism == "AWS_MSK_IAM" and self.security_protocol != "SASL_SSL":
+            raise ValueError("sasl_mechanism AWS_MSK_IAM needs security_protocol SASL_SSL")
+        if self.sasl_mechanism in ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512") and not (
+            self.sasl_username
+        ):
+            raise ValueError(f"sasl_mechanism {self.sasl_mechanism} needs sasl_username")
+        if self.replication_factor == 0:
+            raise ValueError("replication_factor must be -1 (automatic) or at least 1")
+        if self.aws_profile and self.aws_role_arn:
+            raise ValueError("set aws_profile or aws_role_arn, not both")
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            raise ValueError("ssl_certfile and ssl_keyfile go together")
+        if not self.topic_prefix or any(c not in _TOPIC_CHARS for c in self.topic_prefix):
+            raise ValueError(
+                f"topic_prefix {self.topic_prefix!r}: use letters, digits, '.', '_' and '-'"
+            )
+        return self
+
+
+_TOPIC_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
 
 
 class StoreConfig(Section):

@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from tests.support.emf import validate_emf
+from tests.support.s3 import AWS_ENV, MotoS3
 from tests.support.server import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -82,7 +83,7 @@ def instance_root(tmp_path: Path, artifact: Path) -> Path:
     return root
 
 
-def write_instance_config(root: Path, port: int) -> None:
+def write_instance_config(root: Path, port: int, s3: MotoS3 | None = None) -> None:
     sys.path.insert(0, str(EC2))
     import render
 
@@ -104,9 +105,12 @@ def write_instance_config(root: Path, port: int) -> None:
     toml = render.sub((EC2 / "src" / "tickserver.toml").read_text(), values)
     (etc / "tickserver.toml").write_text(toml)
     # What the bootstrap script writes (the token from SSM, the region).
-    (etc / "tickserver.env").write_text(
-        f"TICKSERVER_API_TOKEN={TOKEN}\nAWS_REGION=us-east-1\nAWS_DEFAULT_REGION=us-east-1\n"
-    )
+    env = f"TICKSERVER_API_TOKEN={TOKEN}\nAWS_REGION=us-east-1\nAWS_DEFAULT_REGION=us-east-1\n"
+    if s3 is not None:
+        # On EC2 the instance role provides credentials and S3 is AWS's; here moto stands in.
+        env += f"TICKSERVER_STORE__S3_ENDPOINT_URL={s3.endpoint}\n"
+        env += "".join(f"{k}={v}\n" for k, v in AWS_ENV.items() if k != "AWS_DEFAULT_REGION")
+    (etc / "tickserver.env").write_text(env)
 
 
 class UnitProcess:
@@ -157,9 +161,17 @@ class UnitProcess:
 
 
 @pytest.fixture
-def unit_process(instance_root: Path) -> Iterator[tuple[UnitProcess, int]]:
+def moto_s3() -> Iterator[MotoS3]:
+    s3 = MotoS3().start()
+    s3.client().create_bucket(Bucket="tickserver-e2e")
+    yield s3
+    s3.stop()
+
+
+@pytest.fixture
+def unit_process(instance_root: Path, moto_s3: MotoS3) -> Iterator[tuple[UnitProcess, int]]:
     port = free_port()
-    write_instance_config(instance_root, port)
+    write_instance_config(instance_root, port, moto_s3)
     up = UnitProcess(instance_root)
     yield up, port
     up.kill()
@@ -185,7 +197,7 @@ def wait_ready(up: UnitProcess, url: str, timeout: float = 180.0) -> httpx.Respo
 
 
 def test_artifact_started_as_the_unit_does_serves_and_stops_cleanly(
-    unit_process: tuple[UnitProcess, int],
+    unit_process: tuple[UnitProcess, int], moto_s3: MotoS3
 ) -> None:
     # Arrange
     up, port = unit_process
@@ -212,6 +224,8 @@ def test_artifact_started_as_the_unit_does_serves_and_stops_cleanly(
     events = [r.get("event") for r in records]
     assert "listening" in events
     assert events[-1] == "stopped"
+    # The deployed config keeps history in the stack's bucket: the stop flushed it there.
+    assert any("type=trades/" in k for k in moto_s3.keys("tickserver-e2e", "tickserver/"))
 
 
 def test_install_keeps_previous_release_for_rollback(instance_root: Path, artifact: Path) -> None:

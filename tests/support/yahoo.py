@@ -362,6 +362,8 @@ class ThreadedStreamServer:
         asyncio.run_coroutine_threadsafe(self.server.stop(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
+        if not self._thread.is_alive():
+            self._loop.close()  # an unclosed loop warns when collected, in a later test
 
 
 def iter_minutes(start_s: int, end_s: int) -> Iterator[int]:

@@ -91,7 +91,12 @@ def print_report(report: Report, *, as_json: bool, out: TextIO = sys.stdout) -> 
             ratio = ""
             if base and system != report.baseline and value > 0:
                 r = value / base if report.lower_is_better else base / value
-                ratio = f"  ({r:,.1f}x vs {report.baseline})"
+                # r > 1: the baseline is r times faster (cheaper per op, or more per second).
+                ratio = (
+                    f"  ({report.baseline} {r:,.1f}x faster)"
+                    if r >= 1
+                    else f"  ({system} {1 / r:,.1f}x faster than {report.baseline})"
+                )
             print(f"    {system:<{width}} {value:>14,.1f}{ratio}", file=out)
     for k, v in report.extra.items():
         print(f"  {k}: {v}", file=out)

@@ -1,7 +1,7 @@
 // Chart overlays computed in the browser from the bars on screen, with TA-Lib's conventions
 // (the server's oracle): EMA seeded with the SMA of its first `period` values, Bollinger
 // bands around an SMA with the population standard deviation. Warm-up values are NaN.
-// Why client-side: see docs/decisions/0010-dashboard-overlays-computed-in-the-browser.md.
+// Why client-side: see docs/decisions/0014-dashboard-overlays-computed-in-the-browser.md.
 
 /** Exponential moving average of `values` (array of numbers) -> array of the same length. */
 export function ema(values, period) {
