@@ -5,6 +5,7 @@
 #include <array>
 #include <cmath>
 #include <limits>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -75,7 +76,7 @@ Engine::SymbolState::SymbolState(const Engine& e)
   series.reserve(e.intervals_.size());
   for (std::size_t k = 0; k < e.intervals_.size(); ++k) series.emplace_back(e.config_.bar_capacity);
   banks.reserve(e.plans_.size());
-  for (const auto& plan : e.plans_) banks.emplace_back(*plan, e.calendar_);
+  for (const auto& plan : e.plans_) banks.emplace_back(*plan, e.calendar_.get());
 }
 
 Engine::Engine(const SymbolRegistry& registry, EngineConfig config)
@@ -190,6 +191,29 @@ Engine::Engine(const SymbolRegistry& registry, EngineConfig config)
         .push_back(c);
     rule_names_.push_back(r.name);
   }
+  // Tick rules read per-trade columns of run_ticks: ask the tick plan for them.
+  BankPlan& tick_plan = *plans_[0];
+  const auto n_tick_outputs = static_cast<std::uint32_t>(tick_plan.n_outputs());
+  for (const auto* group : {&rules_[0].crossover, &rules_[0].threshold, &rules_[0].breakout}) {
+    for (const CompiledRule& r : *group) {
+      if (r.a < n_tick_outputs) tick_plan.want(r.a);
+      if (r.kind != RuleKind::Threshold && r.b < n_tick_outputs) tick_plan.want(r.b);
+      tick_rules_.push_back(r);
+    }
+  }
+  for (CompiledRule& r : tick_rules_) {
+    r.a_col = r.a < n_tick_outputs ? tick_plan.column(r.a) : -1;
+    r.b_col = r.kind != RuleKind::Threshold && r.b < n_tick_outputs ? tick_plan.column(r.b) : -1;
+  }
+  tick_cols_.assign(tick_plan.n_columns() * kChunk, 0.0);
+  codes_.assign(kChunk + 1, 0);
+  fire_dir_.assign(tick_rules_.size() * kChunk, 0);
+  fire_any_.assign(kChunk, 0);
+  fire_ticks_.assign(kChunk, 0);
+  fire_value_.assign(tick_rules_.size(), nullptr);
+  std::size_t max_outputs = 0;
+  for (const auto& plan : plans_) max_outputs = std::max(max_outputs, plan->n_outputs());
+  values_.assign(max_outputs + 1, kNaN);
   tick_work_ = !plans_[0]->empty() || !rules_[0].empty();
   fired_.resize(config_.rules.size());
   sync_symbols();
@@ -214,34 +238,49 @@ TICKSERVER_INLINE TradeReject Engine::check(SymbolId symbol_id, double price,
   return TradeReject::Ok;
 }
 
-void Engine::emit_signals(std::size_t n, SymbolId symbol_id, std::int64_t ts) {
+namespace {
+
+/// Append k rows to every signal column; return the index of the first new row.
+std::size_t grow(SignalColumns& sc, std::size_t k) {
+  const std::size_t at = sc.size();
+  // resize(), not an exact reserve(): a result appended to by many calls keeps geometric growth.
+  sc.rule_id.resize(at + k);
+  sc.symbol_id.resize(at + k);
+  sc.ts_event.resize(at + k);
+  sc.direction.resize(at + k);
+  sc.value.resize(at + k);
+  return at;
+}
+
+}  // namespace
+
+void Engine::emit_signals(std::size_t n, SymbolId symbol_id, std::int64_t ts, IngestResult& out) {
+  if (tag_signals_) signal_rows_.insert(signal_rows_.end(), n, row_);
+  SignalColumns& sc = out.signals;
+  const std::size_t at = grow(sc, n);
   for (std::size_t i = 0; i < n; ++i) {
-    pending_.push_back({ts, symbol_id, fired_[i].id, fired_[i].direction, fired_[i].value});
-    signal_rows_.push_back(row_);
+    sc.rule_id[at + i] = fired_[i].id;
+    sc.symbol_id[at + i] = symbol_id;
+    sc.ts_event[at + i] = ts;
+    sc.direction[at + i] = fired_[i].direction;
+    sc.value[at + i] = fired_[i].value;
   }
   counters_.signals += n;
 }
 
-void Engine::flush_signals(IngestResult& out) {
-  if (pending_.empty()) return;
-  SignalColumns& sc = out.signals;
-  // No exact reserve(): a result appended to by many calls must keep geometric growth.
-  for (const Signal& g : pending_) {
-    sc.rule_id.push_back(g.rule_id);
-    sc.symbol_id.push_back(g.symbol_id);
-    sc.ts_event.push_back(g.ts_event);
-    sc.direction.push_back(g.direction);
-    sc.value.push_back(g.value);
-  }
-  pending_.clear();
+void Engine::end_call() noexcept {
+  tag_signals_ = false;
+  bar_rows_.clear();
+  indicator_rows_.clear();
   signal_rows_.clear();
+  row_ = 0;
 }
 
-// Inlined into the per-CPU clones of on_trades/on_trade. Firings are collected branch-free and
-// written out after every rule was evaluated.
-TICKSERVER_INLINE std::size_t Engine::eval_rules(SymbolState& st, std::size_t bank) noexcept {
+// A bank's rules on its output values `v` (the close in slot n_outputs), one evaluation: bar
+// closes and the trade-by-trade path.
+TICKSERVER_INLINE std::size_t Engine::eval_rules(SymbolState& st, std::size_t bank,
+                                                 const double* v) noexcept {
   const RuleGroup& g = rules_[bank];
-  const double* v = st.banks[bank].slots();
   const double close = v[plans_[bank]->n_outputs()];
   rules::State* state = st.rule_state.data();
   Fired* fired = fired_.data();
@@ -267,7 +306,7 @@ TICKSERVER_INLINE std::size_t Engine::eval_rules(SymbolState& st, std::size_t ba
 }
 
 void Engine::on_bar_close(SymbolState& st, SymbolId symbol_id, std::size_t k, const Bar& bar,
-                          IngestResult& out) {
+                          IngestResult& out, std::uint32_t run_index) {
   const std::int64_t iv = intervals_[k];
   BarColumns& b = out.bars;
   b.interval.push_back(iv);
@@ -284,12 +323,14 @@ void Engine::on_bar_close(SymbolState& st, SymbolId symbol_id, std::size_t k, co
   ++counters_.bars;
 
   const std::size_t bank_idx = k + 1;
-  if (!plans_[bank_idx]->empty()) {
-    Bank& bank = st.banks[bank_idx];
+  const BankPlan& plan = *plans_[bank_idx];
+  Bank& bank = st.banks[bank_idx];
+  double* v = values_.data();
+  if (!plan.empty()) {
     bank.update_bar(bar);
-    const std::span<const double> v = bank.values();
+    bank.values({v, plan.n_outputs()});
     IndicatorColumns& ic = out.indicators;
-    for (std::size_t o = 0; o < v.size(); ++o) {
+    for (std::size_t o = 0; o < plan.n_outputs(); ++o) {
       if (std::isnan(v[o])) continue;
       ic.interval.push_back(iv);
       ic.symbol_id.push_back(symbol_id);
@@ -300,45 +341,264 @@ void Engine::on_bar_close(SymbolState& st, SymbolId symbol_id, std::size_t k, co
       ++counters_.indicator_values;
     }
   }
-  st.banks[bank_idx].set_close(bar.close);  // rules read the close even without indicators
-  if (const std::size_t n = eval_rules(st, bank_idx)) emit_signals(n, symbol_id, bar.ts_open);
+  bank.set_close(bar.close);  // rules read the close even without indicators
+  if (rules_[bank_idx].empty()) return;
+  v[plan.n_outputs()] = bar.close;
+  const std::size_t n = eval_rules(st, bank_idx, v);
+  if (n == 0) return;
+  if (run_index == kNoRun) {
+    emit_signals(n, symbol_id, bar.ts_open, out);
+    return;
+  }
+  for (std::size_t i = 0; i < n; ++i) {
+    bar_fired_.push_back(
+        {run_index, {bar.ts_open, symbol_id, fired_[i].id, fired_[i].direction, fired_[i].value}});
+  }
 }
 
-// The per-trade work. Everything that may call out (allocation, bar close, signal output) is
-// left to the end of the function, where few values are live: a call in the middle of this
-// code makes the compiler spill registers around it on every trade.
-[[gnu::always_inline]] inline void Engine::process_trade(SymbolId symbol_id,
-                                                         std::int64_t ts_event, double price,
-                                                         double size, std::uint64_t seq,
-                                                         std::uint8_t flags, IngestResult& out) {
+// Bars of a chunk: the trades that fall inside every interval's forming bar are added in bulk;
+// a trade that opens, rolls or is late for some interval goes through add_fast() one by one,
+// exactly as row-by-row processing would.
+TICKSERVER_HOT_CLONES void Engine::run_bars(SymbolState& st, SymbolId symbol_id, const std::int64_t* ts,
+                      const double* price, const double* size, std::size_t n,
+                      const std::uint32_t* rows, IngestResult& out) {
+  const std::size_t n_iv = n_intervals_;
+  if (n_iv == 0) return;
+  BarSeries* series = st.series.data();
+  std::size_t i = 0;
+  while (i < n) {
+    std::size_t m = n;
+    for (std::size_t k = 0; k < n_iv; ++k) m = i + series[k].forming_prefix(ts + i, m - i);
+    if (m > i) {
+      for (std::size_t k = 0; k < n_iv; ++k) series[k].add_forming(price + i, size + i, m - i);
+    }
+    if (m == n) return;
+    const std::int64_t t = ts[m];
+    const double p = price[m];
+    const double q = size[m];
+    std::uint64_t must_roll = 0;
+    bool late = false;
+    for (std::size_t k = 0; k < n_iv; ++k) {
+      const BarEvent e = series[k].add_fast(t, p, q, clocks_[k]);
+      must_roll |= static_cast<std::uint64_t>(e == BarEvent::MustRoll) << k;
+      late |= e == BarEvent::Late;
+    }
+    if (must_roll != 0) {
+      row_ = rows != nullptr ? rows[m] : 0;
+      for (std::size_t k = 0; k < n_iv; ++k) {
+        if ((must_roll >> k) & 1U) {
+          on_bar_close(st, symbol_id, k, series[k].roll(t, p, q, clocks_[k]), out,
+                       static_cast<std::uint32_t>(m));
+        }
+      }
+    }
+    if (late) {
+      ++out.late;
+      ++counters_.late;
+    }
+    i = m + 1;
+  }
+}
+
+// Each tick rule over the chunk's columns: observation codes (element-wise, vectorised), then
+// each trade's direction (rules::observe), OR-ed into fire_any_; returns the number of trades
+// where some rule fired, listed in fire_ticks_.
+TICKSERVER_INLINE std::size_t Engine::scan_tick_rules(SymbolState& st, const double* price,
+                                                      std::size_t n) noexcept {
+  const double* cols = tick_cols_.data();
+  auto column = [&](std::int32_t c) {
+    return c < 0 ? price : cols + static_cast<std::size_t>(c) * kChunk;
+  };
+  rules::State* state = st.rule_state.data();
+  std::uint8_t* __restrict codes = codes_.data();
+  std::int8_t* __restrict any = fire_any_.data();
+  std::fill(any, any + n, std::int8_t{0});
+  for (std::size_t q = 0; q < tick_rules_.size(); ++q) {
+    const CompiledRule& r = tick_rules_[q];
+    const double* __restrict a = column(r.a_col);
+    const double* __restrict b = column(r.b_col);
+    std::int8_t* __restrict dir = fire_dir_.data() + q * kChunk;
+    codes[0] = static_cast<std::uint8_t>(state[r.id]);
+    switch (r.kind) {
+      case RuleKind::Crossover:
+        for (std::size_t i = 0; i < n; ++i) {
+          codes[i + 1] = static_cast<std::uint8_t>(rules::crossover_code(a[i], b[i]));
+        }
+        state[r.id] = rules::observe<RuleKind::Crossover>(codes, n, dir);
+        break;
+      case RuleKind::Threshold: {
+        const double above = r.above, below = r.below;
+        for (std::size_t i = 0; i < n; ++i) {
+          codes[i + 1] = static_cast<std::uint8_t>(rules::threshold_code(a[i], above, below));
+        }
+        state[r.id] = rules::observe<RuleKind::Threshold>(codes, n, dir);
+        break;
+      }
+      case RuleKind::Breakout:
+        for (std::size_t i = 0; i < n; ++i) {
+          codes[i + 1] = static_cast<std::uint8_t>(rules::breakout_code(price[i], a[i], b[i]));
+        }
+        state[r.id] = rules::observe<RuleKind::Breakout>(codes, n, dir);
+        break;
+    }
+    for (std::size_t i = 0; i < n; ++i) any[i] |= dir[i];
+  }
+  std::uint32_t* __restrict ticks = fire_ticks_.data();
+  std::size_t nt = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    ticks[nt] = static_cast<std::uint32_t>(i);
+    nt += any[i] != 0;
+  }
+  return nt;
+}
+
+// Write the signals of the nt trades in fire_ticks_ (by trade, then in evaluation order) with
+// the signals of bar closes inside the chunk (after the same trade's tick signals). Every tick
+// rule's slot is written at each such trade and kept only if it fired, without branching.
+TICKSERVER_HOT_CLONES void Engine::emit_chunk_signals(SymbolId symbol_id, const std::int64_t* ts,
+                                                      const double* price, std::size_t nt,
+                                                      const std::uint32_t* rows,
+                                                      IngestResult& out) {
+  const std::size_t n_rules = tick_rules_.size();
+  const double* cols = tick_cols_.data();
+  for (std::size_t q = 0; q < n_rules; ++q) {  // the column of each rule's signal value
+    const CompiledRule& r = tick_rules_[q];
+    fire_value_[q] = r.kind == RuleKind::Breakout || r.a_col < 0
+                         ? price
+                         : cols + static_cast<std::size_t>(r.a_col) * kChunk;
+  }
+  SignalColumns& sc = out.signals;
+  const std::size_t at0 = grow(sc, nt * n_rules + bar_fired_.size());
+  std::size_t at = at0;
+  const std::size_t rows0 = signal_rows_.size();
+  if (rows != nullptr) signal_rows_.resize(rows0 + nt * n_rules + bar_fired_.size());
+  std::size_t next_bar = 0;
+  auto emit_bars_before = [&](std::uint32_t index) {  // bar signals of trades before `index`
+    for (; next_bar < bar_fired_.size() && bar_fired_[next_bar].index < index; ++next_bar) {
+      const BarFired& f = bar_fired_[next_bar];
+      sc.rule_id[at] = f.signal.rule_id;
+      sc.symbol_id[at] = f.signal.symbol_id;
+      sc.ts_event[at] = f.signal.ts_event;
+      sc.direction[at] = f.signal.direction;
+      sc.value[at] = f.signal.value;
+      if (rows != nullptr) signal_rows_[rows0 + (at - at0)] = rows[f.index];
+      ++at;
+    }
+  };
+  std::uint16_t* rule_id = sc.rule_id.data();
+  std::uint32_t* sym = sc.symbol_id.data();
+  std::int64_t* ts_out = sc.ts_event.data();
+  std::int8_t* direction = sc.direction.data();
+  double* value = sc.value.data();
+  std::int64_t* tags = signal_rows_.data() + rows0;
+  const std::uint32_t* ticks = fire_ticks_.data();
+  for (std::size_t k = 0; k < nt; ++k) {
+    const std::uint32_t i = ticks[k];
+    if (next_bar < bar_fired_.size()) [[unlikely]] emit_bars_before(i);
+    const std::int64_t t = ts[i];
+    for (std::size_t q = 0; q < n_rules; ++q) {
+      const std::int8_t d = fire_dir_[q * kChunk + i];
+      rule_id[at] = tick_rules_[q].id;
+      sym[at] = symbol_id;
+      ts_out[at] = t;
+      direction[at] = d;
+      value[at] = fire_value_[q][i];
+      if (rows != nullptr) tags[at - at0] = rows[i];
+      at += d != 0;
+    }
+  }
+  emit_bars_before(kNoRun);
+  counters_.signals += at - at0;
+  sc.rule_id.resize(at);
+  sc.symbol_id.resize(at);
+  sc.ts_event.resize(at);
+  sc.direction.resize(at);
+  sc.value.resize(at);
+  if (rows != nullptr) signal_rows_.resize(rows0 + (at - at0));
+  bar_fired_.clear();
+}
+
+// Everything but the bar rolls runs over blocks of one symbol's trades, kind by kind, with
+// each kind's state in registers: ring columns are copied, bars take the trades inside their
+// forming bar in bulk, the tick indicators run their recurrences (writing per-trade values only
+// where a rule reads them) and the tick rules scan those columns without branching.
+TICKSERVER_HOT_CLONES void Engine::process_run(SymbolId symbol_id, const std::int64_t* ts,
+                                               const double* price, const double* size,
+                                               const std::uint64_t* seq,
+                                               const std::uint8_t* flags, std::size_t n,
+                                               const std::uint32_t* rows, IngestResult& out) {
   SymbolState& st = *syms_[symbol_id];
   if (!st.ring.allocated()) [[unlikely]] st.ring.reserve();
-  st.ring.push(ts_event, price, size, seq, flags);
-  ++counters_.trades;
+  st.ring.push_many(ts, price, size, seq, flags, n);
+  process_stored(st, symbol_id, ts, price, size, n, rows, out);
+}
+
+TICKSERVER_INLINE void Engine::process_one(SymbolState& st, SymbolId symbol_id,
+                                               std::int64_t ts, double price, double size,
+                                               std::int64_t row, IngestResult& out) {
   std::uint64_t must_roll = 0;
   bool late = false;
   BarSeries* series = st.series.data();
   for (std::size_t k = 0; k < n_intervals_; ++k) {
-    const BarEvent e = series[k].add_fast(ts_event, price, size, clocks_[k]);
+    const BarEvent e = series[k].add_fast(ts, price, size, clocks_[k]);
     must_roll |= static_cast<std::uint64_t>(e == BarEvent::MustRoll) << k;
     late |= e == BarEvent::Late;
   }
-  std::size_t fired = 0;
+  row_ = row;
   if (tick_work_) {
-    st.banks[0].update_tick(price, size, ts_event);
-    fired = eval_rules(st, 0);
+    double* v = values_.data();
+    st.banks[0].update_tick(price, size, ts, v);
+    if (const std::size_t fired = eval_rules(st, 0, v)) emit_signals(fired, symbol_id, ts, out);
   }
-  if (fired != 0) [[unlikely]] emit_signals(fired, symbol_id, ts_event);
   if (must_roll != 0) [[unlikely]] {
     for (std::size_t k = 0; k < n_intervals_; ++k) {
       if ((must_roll >> k) & 1U) {
-        on_bar_close(st, symbol_id, k, series[k].roll(ts_event, price, size, clocks_[k]), out);
+        on_bar_close(st, symbol_id, k, series[k].roll(ts, price, size, clocks_[k]), out, kNoRun);
       }
     }
   }
   if (late) [[unlikely]] {
     ++out.late;
     ++counters_.late;
+  }
+}
+
+TICKSERVER_INLINE void Engine::store_and_process_one(SymbolState& st, SymbolId symbol_id,
+                                                     std::int64_t ts, double price, double size,
+                                                     std::uint64_t seq, std::uint8_t flags,
+                                                     IngestResult& out) {
+  if (!st.ring.allocated()) [[unlikely]] st.ring.reserve();
+  st.ring.push(ts, price, size, seq, flags);
+  ++counters_.trades;
+  process_one(st, symbol_id, ts, price, size, 0, out);
+}
+
+TICKSERVER_HOT_CLONES void Engine::process_stored(SymbolState& st, SymbolId symbol_id,
+                                                  const std::int64_t* ts, const double* price,
+                                                  const double* size, std::size_t n,
+                                                  const std::uint32_t* rows, IngestResult& out) {
+  counters_.trades += n;
+  if (n < kShortRun) {
+    for (std::size_t i = 0; i < n; ++i) {
+      process_one(st, symbol_id, ts[i], price[i], size[i], rows != nullptr ? rows[i] : 0, out);
+    }
+    return;
+  }
+  for (std::size_t c0 = 0; c0 < n; c0 += kChunk) {
+    const std::size_t m = std::min(kChunk, n - c0);
+    const std::uint32_t* chunk_rows = rows != nullptr ? rows + c0 : nullptr;
+    run_bars(st, symbol_id, ts + c0, price + c0, size + c0, m, chunk_rows, out);
+    std::size_t fired = 0;
+    if (tick_work_) {
+      for (std::size_t b0 = 0; b0 < m; b0 += kBlock) {
+        st.banks[0].run_ticks(price + c0 + b0, size + c0 + b0, ts + c0 + b0,
+                              std::min(kBlock, m - b0), tick_cols_.data() + b0, kChunk);
+      }
+      fired = scan_tick_rules(st, price + c0, m);
+    }
+    if (fired != 0 || !bar_fired_.empty()) {
+      emit_chunk_signals(symbol_id, ts + c0, price + c0, fired, chunk_rows, out);
+    }
   }
 }
 
@@ -361,19 +621,33 @@ TICKSERVER_HOT_CLONES void Engine::on_trades(std::span<const SymbolId> symbol_id
     on_trades_grouped(symbol_id, ts_event, price, size, seq, flags, out);
     return;
   }
-  for (std::size_t i = 0; i < n; ++i) {
-    const TradeReject r = check(symbol_id[i], price[i], size[i]);
+  const SymbolId* sym = symbol_id.data();
+  const double* px = price.data();
+  const double* sz = size.data();
+  std::size_t i = 0;
+  while (i < n) {
+    const TradeReject r = check(sym[i], px[i], sz[i]);
     if (r != TradeReject::Ok) [[unlikely]] {
       out.rejected.push_back(static_cast<std::int64_t>(i));
       out.reject_reason.push_back(static_cast<std::uint8_t>(r));
       ++counters_.trades_rejected;
+      ++i;
       continue;
     }
-    process_trade(symbol_id[i], ts_event[i], price[i], size[i], seq[i], flags[i], out);
+    // The run of valid rows of this symbol starting at i.
+    std::size_t j = i + 1;
+    while (j < n && sym[j] == sym[i] && check(sym[j], px[j], sz[j]) == TradeReject::Ok) ++j;
+    if (j - i < kShortRun) {
+      SymbolState& st = *syms_[sym[i]];
+      for (; i < j; ++i) store_and_process_one(st, sym[i], ts_event[i], px[i], sz[i], seq[i],
+                                               flags[i], out);
+      continue;
+    }
+    process_run(sym[i], ts_event.data() + i, px + i, sz + i, seq.data() + i, flags.data() + i,
+                j - i, nullptr, out);
+    i = j;
   }
-  flush_signals(out);
-  bar_rows_.clear();
-  indicator_rows_.clear();
+  end_call();
 }
 
 TICKSERVER_HOT_CLONES void Engine::on_trades_grouped(std::span<const SymbolId> symbol_id,
@@ -384,6 +658,7 @@ TICKSERVER_HOT_CLONES void Engine::on_trades_grouped(std::span<const SymbolId> s
                                                      std::span<const std::uint8_t> flags,
                                                      IngestResult& out) {
   const std::size_t n = symbol_id.size();
+  tag_signals_ = true;
   // Pass 1: validate in row order; count the valid rows of each symbol.
   group_start_.assign(n_syms_ + 1, 0);
   std::uint32_t* start = group_start_.data();
@@ -398,61 +673,111 @@ TICKSERVER_HOT_CLONES void Engine::on_trades_grouped(std::span<const SymbolId> s
     }
     distinct += start[symbol_id[i] + 1]++ == 0;
   }
-  // Pass 2: stable partition of the valid rows by symbol into scratch columns. Reads are
-  // sequential and each write goes to one of the symbols' bucket tails, which stay in cache;
-  // reading the input in symbol order instead would miss the cache on every row.
   for (std::size_t s = 0; s < n_syms_; ++s) start[s + 1] += start[s];
   const std::size_t valid = start[n_syms_];
-  g_row_.resize(valid);
-  g_sym_.resize(valid);
-  g_ts_.resize(valid);
-  g_px_.resize(valid);
-  g_sz_.resize(valid);
-  g_seq_.resize(valid);
-  g_flags_.resize(valid);
-  for (std::size_t i = 0; i < n; ++i) {
-    const SymbolId sid = symbol_id[i];
-    if (check(sid, price[i], size[i]) != TradeReject::Ok) continue;
-    const std::uint32_t j = start[sid]++;
-    g_row_[j] = static_cast<std::uint32_t>(i);
-    g_sym_[j] = sid;
-    g_ts_[j] = ts_event[i];
-    g_px_[j] = price[i];
-    g_sz_[j] = size[i];
-    g_seq_[j] = seq[i];
-    g_flags_[j] = flags[i];
+  std::size_t largest = 0;
+  for (std::size_t s = 0; s < n_syms_; ++s) {
+    largest = std::max<std::size_t>(largest, start[s + 1] - start[s]);
   }
-  // Pass 3: process symbol by symbol.
   const std::size_t bars0 = out.bars.size();
   const std::size_t ind0 = out.indicators.size();
-  for (std::size_t j = 0; j < valid; ++j) {
-    row_ = g_row_[j];
-    process_trade(g_sym_[j], g_ts_[j], g_px_[j], g_sz_[j], g_seq_[j], g_flags_[j], out);
+  const std::size_t sig0 = out.signals.size();
+  g_row_.resize(valid);
+  if (largest <= config_.ring_capacity) {
+    // Pass 2: stable partition of the valid rows by symbol straight into the symbols' rings,
+    // which are written anyway (each symbol's rows fit, so none is overwritten before it is
+    // processed); only the row index goes to scratch. Reads are sequential and each write goes
+    // to one of the symbols' ring heads, which stay in cache.
+    writers_.resize(n_syms_);
+    for (std::size_t s = 0; s < n_syms_; ++s) {
+      if (start[s + 1] == start[s]) continue;
+      TradeRing& ring = syms_[s]->ring;
+      if (!ring.allocated()) ring.reserve();
+      writers_[s] = ring.writer();
+    }
+    TradeRing::Writer* w = writers_.data();
+    for (std::size_t i = 0; i < n; ++i) {
+      const SymbolId sid = symbol_id[i];
+      if (check(sid, price[i], size[i]) != TradeReject::Ok) continue;
+      g_row_[start[sid]++] = static_cast<std::uint32_t>(i);
+      w[sid].push(ts_event[i], price[i], size[i], seq[i], flags[i]);
+    }
+    // Pass 3: process symbol by symbol, from the ring (start[s] is now the end of s's rows).
+    std::size_t begin = 0;
+    for (std::size_t s = 0; s < n_syms_; ++s) {
+      const std::size_t end = start[s];
+      if (end == begin) continue;
+      SymbolState& st = *syms_[s];
+      st.ring.commit(w[s], end - begin);
+      const RingSlices sl = st.ring.last(end - begin);
+      const TradeRing& r = st.ring;
+      const auto sid = static_cast<SymbolId>(s);
+      process_stored(st, sid, r.ts_column() + sl.first, r.price_column() + sl.first,
+                     r.size_column() + sl.first, sl.first_len, g_row_.data() + begin, out);
+      if (sl.second_len > 0) {
+        process_stored(st, sid, r.ts_column(), r.price_column(), r.size_column(), sl.second_len,
+                       g_row_.data() + begin + sl.first_len, out);
+      }
+      begin = end;
+    }
+  } else {
+    // Pass 2: stable partition of the valid rows by symbol into scratch columns.
+    g_ts_.resize(valid);
+    g_px_.resize(valid);
+    g_sz_.resize(valid);
+    g_seq_.resize(valid);
+    g_flags_.resize(valid);
+    for (std::size_t i = 0; i < n; ++i) {
+      const SymbolId sid = symbol_id[i];
+      if (check(sid, price[i], size[i]) != TradeReject::Ok) continue;
+      const std::uint32_t j = start[sid]++;
+      g_row_[j] = static_cast<std::uint32_t>(i);
+      g_ts_[j] = ts_event[i];
+      g_px_[j] = price[i];
+      g_sz_[j] = size[i];
+      g_seq_[j] = seq[i];
+      g_flags_[j] = flags[i];
+    }
+    // Pass 3: process symbol by symbol (start[s] is now the end of symbol s's rows).
+    std::size_t begin = 0;
+    for (std::size_t s = 0; s < n_syms_; ++s) {
+      const std::size_t end = start[s];
+      if (end > begin) {
+        process_run(static_cast<SymbolId>(s), g_ts_.data() + begin, g_px_.data() + begin,
+                    g_sz_.data() + begin, g_seq_.data() + begin, g_flags_.data() + begin,
+                    end - begin, g_row_.data() + begin, out);
+      }
+      begin = end;
+    }
   }
-  if (distinct > 1) restore_row_order(out, bars0, ind0);
-  flush_signals(out);
-  bar_rows_.clear();
-  indicator_rows_.clear();
-  row_ = 0;
+  if (distinct > 1) restore_row_order(out, bars0, ind0, sig0);
+  end_call();
 }
 
 namespace {
 
-/// Indices 0..n-1 stably sorted by tags[i] (row indices < 2^32): LSD radix sort, 2 x 16 bits.
+/// Indices 0..n-1 stably sorted by tags[i] (row indices < 2^32): LSD radix sort on 11-bit
+/// digits, as many as the largest tag needs (the 2,048 counters stay in L1).
 std::vector<std::uint32_t> order_by(const std::vector<std::int64_t>& tags) {
   const std::size_t n = tags.size();
-  std::vector<std::uint64_t> a(n), b(n);
+  auto a = std::make_unique_for_overwrite<std::uint64_t[]>(n);
+  auto b = std::make_unique_for_overwrite<std::uint64_t[]>(n);
+  std::uint64_t largest = 0;
   for (std::size_t i = 0; i < n; ++i) {
-    a[i] = (static_cast<std::uint64_t>(tags[i]) << 32) | static_cast<std::uint64_t>(i);
+    const auto tag = static_cast<std::uint64_t>(tags[i]);
+    largest = std::max(largest, tag);
+    a[i] = (tag << 32) | static_cast<std::uint64_t>(i);
   }
-  std::vector<std::size_t> count(1 << 16);
-  for (const unsigned shift : {32u, 48u}) {
-    std::fill(count.begin(), count.end(), 0);
-    for (const std::uint64_t k : a) ++count[(k >> shift) & 0xFFFF];
+  constexpr unsigned kBits = 11;
+  constexpr std::size_t kBuckets = std::size_t{1} << kBits;
+  std::array<std::size_t, kBuckets> count{};
+  for (unsigned shift = 32; shift < 64 && (largest >> (shift - 32)) != 0; shift += kBits) {
+    count.fill(0);
+    for (std::size_t i = 0; i < n; ++i) ++count[(a[i] >> shift) & (kBuckets - 1)];
     std::size_t sum = 0;
     for (std::size_t& c : count) sum += std::exchange(c, sum);
-    for (const std::uint64_t k : a) b[count[(k >> shift) & 0xFFFF]++] = k;
-    a.swap(b);
+    for (std::size_t i = 0; i < n; ++i) b[count[(a[i] >> shift) & (kBuckets - 1)]++] = a[i];
+    std::swap(a, b);
   }
   std::vector<std::uint32_t> order(n);
   for (std::size_t i = 0; i < n; ++i) order[i] = static_cast<std::uint32_t>(a[i]);
@@ -461,14 +786,15 @@ std::vector<std::uint32_t> order_by(const std::vector<std::int64_t>& tags) {
 
 template <typename T>
 void permute(std::vector<T>& v, std::size_t from, const std::vector<std::uint32_t>& order) {
-  std::vector<T> tmp(order.size());
+  auto tmp = std::make_unique_for_overwrite<T[]>(order.size());
   for (std::size_t k = 0; k < order.size(); ++k) tmp[k] = v[from + order[k]];
-  std::copy(tmp.begin(), tmp.end(), v.begin() + static_cast<std::ptrdiff_t>(from));
+  std::copy(tmp.get(), tmp.get() + order.size(), v.begin() + static_cast<std::ptrdiff_t>(from));
 }
 
 }  // namespace
 
-void Engine::restore_row_order(IngestResult& out, std::size_t bars0, std::size_t indicators0) {
+void Engine::restore_row_order(IngestResult& out, std::size_t bars0, std::size_t indicators0,
+                               std::size_t signals0) {
   if (!bar_rows_.empty()) {
     const auto order = order_by(bar_rows_);
     BarColumns& b = out.bars;
@@ -492,7 +818,15 @@ void Engine::restore_row_order(IngestResult& out, std::size_t bars0, std::size_t
     permute(c.output_id, indicators0, order);
     permute(c.value, indicators0, order);
   }
-  if (!signal_rows_.empty()) permute(pending_, 0, order_by(signal_rows_));
+  if (!signal_rows_.empty()) {
+    const auto order = order_by(signal_rows_);
+    SignalColumns& c = out.signals;
+    permute(c.rule_id, signals0, order);
+    permute(c.symbol_id, signals0, order);
+    permute(c.ts_event, signals0, order);
+    permute(c.direction, signals0, order);
+    permute(c.value, signals0, order);
+  }
 }
 
 TICKSERVER_HOT_CLONES TradeReject Engine::on_trade(SymbolId symbol_id, std::int64_t ts_event,
@@ -503,10 +837,8 @@ TICKSERVER_HOT_CLONES TradeReject Engine::on_trade(SymbolId symbol_id, std::int6
     ++counters_.trades_rejected;
     return r;
   }
-  process_trade(symbol_id, ts_event, price, size, seq, flags, out);
-  flush_signals(out);
-  bar_rows_.clear();
-  indicator_rows_.clear();
+  store_and_process_one(*syms_[symbol_id], symbol_id, ts_event, price, size, seq, flags, out);
+  end_call();
   return TradeReject::Ok;
 }
 
@@ -515,13 +847,12 @@ void Engine::advance(std::int64_t now, IngestResult& out) {
     SymbolState& st = *syms_[sid];
     for (std::size_t k = 0; k < st.series.size(); ++k) {
       if (st.series[k].advance(now)) {
-        on_bar_close(st, static_cast<SymbolId>(sid), k, st.series[k].closed().back(), out);
+        on_bar_close(st, static_cast<SymbolId>(sid), k, st.series[k].closed().back(), out,
+                     kNoRun);
       }
     }
   }
-  flush_signals(out);
-  bar_rows_.clear();
-  indicator_rows_.clear();
+  end_call();
 }
 
 void Engine::touch_book(SymbolState& st, SymbolId symbol_id, BookResult& /*out*/) noexcept {
@@ -685,9 +1016,11 @@ std::vector<double> Engine::indicator_values(SymbolId symbol_id, std::int64_t in
   const SymbolState& st = state(symbol_id);
   const std::size_t b = bank_index(interval);
   const Bank& bank = st.banks[b];
-  std::vector<double> out(bank.values().begin(), bank.values().end());
+  std::vector<double> out(plans_[b]->n_outputs());
   if (b > 0 && forming && st.series[b - 1].has_forming()) {
     bank.peek_bar(st.series[b - 1].forming(), out);
+  } else {
+    bank.values(out);
   }
   return out;
 }

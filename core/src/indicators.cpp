@@ -1,7 +1,8 @@
 // Batch updates of the standalone indicators, compiled per CPU level (TICKSERVER_HOT_CLONES).
 //
-// The loops take their pointers as __restrict: without it, each output store could alias the
-// indicator's own state, which then makes a round trip through memory on every input.
+// The recurrences run with their state in registers (the `run` kernels); divisions and square
+// roots, which are off the recurrences' dependency chains, run afterwards as separate
+// element-wise loops that the compiler vectorises (same IEEE operations, same bits).
 #include "tickserver/indicators.hpp"
 
 #include <cassert>
@@ -10,18 +11,18 @@ namespace tickserver {
 
 namespace {
 
-template <typename T>
-TICKSERVER_INLINE void run(T& __restrict ind, const double* __restrict x, double* __restrict out,
-                           std::size_t n) noexcept {
-  for (std::size_t i = 0; i < n; ++i) out[i] = ind.update(x[i]);
-}
+constexpr std::size_t kBlock = 512;  // scratch block of the two-output moment kernels
 
 }  // namespace
 
 TICKSERVER_HOT_CLONES void update_many(Sma& ind, std::span<const double> x,
                                        std::span<double> out) noexcept {
   assert(out.size() == x.size());
-  run(ind, x.data(), out.data(), x.size());
+  double* o = out.data();
+  const std::size_t n = x.size();
+  ind.moments().run(x.data(), n, o, nullptr);
+  const double period = ind.period();
+  for (std::size_t i = 0; i < n; ++i) o[i] = o[i] / period;
 }
 
 TICKSERVER_HOT_CLONES void update_many(Ema& ind, std::span<const double> x,
@@ -39,36 +40,27 @@ TICKSERVER_HOT_CLONES void update_many(Rsi& ind, std::span<const double> x,
 TICKSERVER_HOT_CLONES void update_many(StdDev& ind, std::span<const double> x,
                                        std::span<double> out) noexcept {
   assert(out.size() == x.size());
-  run(ind, x.data(), out.data(), x.size());
+  double* o = out.data();
+  const std::size_t n = x.size();
+  ind.moments().run(x.data(), n, nullptr, o);
+  for (std::size_t i = 0; i < n; ++i) o[i] = std::sqrt(o[i]);
 }
 
 TICKSERVER_HOT_CLONES void update_many(ZScore& ind, std::span<const double> x,
                                        std::span<double> out) noexcept {
   assert(out.size() == x.size());
-  run(ind, x.data(), out.data(), x.size());
-}
-
-namespace {
-
-TICKSERVER_INLINE void run_bbands(BBands& __restrict ind, const double* __restrict x,
-                                  double* __restrict upper, double* __restrict middle,
-                                  double* __restrict lower, std::size_t n) noexcept {
-  for (std::size_t i = 0; i < n; ++i) {
-    const Bands b = ind.update(x[i]);
-    upper[i] = b.upper;
-    middle[i] = b.middle;
-    lower[i] = b.lower;
+  const std::size_t n = x.size();
+  const double period = ind.period();
+  double tot[kBlock];
+  for (std::size_t lo = 0; lo < n; lo += kBlock) {
+    const std::size_t m = std::min(kBlock, n - lo);
+    const double* __restrict xs = x.data() + lo;
+    double* __restrict o = out.data() + lo;
+    ind.moments().run(xs, m, tot, o);
+    for (std::size_t i = 0; i < m; ++i) o[i] = ZScore::of(xs[i], tot[i] / period, std::sqrt(o[i]));
   }
+  if (n > 0) ind.set_value(out[n - 1]);
 }
-
-TICKSERVER_INLINE void run_vwap(Vwap& __restrict ind, const double* __restrict price,
-                                const double* __restrict size,
-                                const std::int64_t* __restrict ts, double* __restrict out,
-                                std::size_t n) noexcept {
-  for (std::size_t i = 0; i < n; ++i) out[i] = ind.update(price[i], size[i], ts[i]);
-}
-
-}  // namespace
 
 TICKSERVER_HOT_CLONES void update_many(Macd& ind, std::span<const double> x,
                                        std::span<double> macd, std::span<double> signal,
@@ -81,7 +73,19 @@ TICKSERVER_HOT_CLONES void update_many(BBands& ind, std::span<const double> x,
                                        std::span<double> upper, std::span<double> middle,
                                        std::span<double> lower) noexcept {
   assert(upper.size() == x.size() && middle.size() == x.size() && lower.size() == x.size());
-  run_bbands(ind, x.data(), upper.data(), middle.data(), lower.data(), x.size());
+  const std::size_t n = x.size();
+  double* __restrict up = upper.data();
+  double* __restrict mid = middle.data();
+  double* __restrict low = lower.data();
+  ind.moments().run(x.data(), n, mid, up);
+  const double period = ind.period();
+  const double k = ind.k();
+  for (std::size_t i = 0; i < n; ++i) {
+    const Bands b = BBands::of(mid[i] / period, std::sqrt(up[i]), k);
+    up[i] = b.upper;
+    mid[i] = b.middle;
+    low[i] = b.lower;
+  }
 }
 
 TICKSERVER_HOT_CLONES void update_many(Atr& ind, std::span<const double> high,
@@ -98,7 +102,7 @@ TICKSERVER_HOT_CLONES void update_many(Vwap& ind, std::span<const double> price,
                                        std::span<double> out) noexcept {
   assert(size.size() == price.size() && ts_event.size() == price.size() &&
          out.size() == price.size());
-  run_vwap(ind, price.data(), size.data(), ts_event.data(), out.data(), price.size());
+  ind.run(price.data(), size.data(), ts_event.data(), out.data(), price.size());
 }
 
 }  // namespace tickserver

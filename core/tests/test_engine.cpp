@@ -3,10 +3,13 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <memory>
+#include <span>
 #include <stdexcept>
 #include <vector>
 
 #include "tickserver/engine.hpp"
+#include "tickserver/indicators.hpp"
 
 using namespace tickserver;
 
@@ -259,4 +262,81 @@ TEST_CASE("engine_grouped_batch_keeps_row_order_of_outputs_and_rejects") {
     CHECK(batch.indicator_values(s, 0, true) == single.indicator_values(s, 0, true));
     CHECK(batch.ring(s).total_pushed() == single.ring(s).total_pushed());
   }
+}
+
+TEST_CASE("engine_indicators_sharing_a_window_equal_independent_ones") {
+  // SMA, STDDEV, BBANDS and ZSCORE of one period share one rolling-moments state per symbol;
+  // each must give exactly what it gives alone (and what the standalone indicator gives), on
+  // ticks and on bars, through the block path and the trade-by-trade path.
+  SymbolRegistry reg;
+  reg.intern("A");
+  EngineConfig shared;
+  shared.ring_capacity = 64;
+  shared.bar_capacity = 64;
+  shared.intervals = {10 * S};
+  for (const std::int64_t iv : {std::int64_t{0}, 10 * S}) {
+    shared.indicators.push_back({"sma", IndicatorKind::Sma, iv, 5});
+    shared.indicators.push_back({"sd", IndicatorKind::StdDev, iv, 5});
+    shared.indicators.push_back({"bb", IndicatorKind::BBands, iv, 5, 12, 26, 9, 1.5});
+    shared.indicators.push_back({"z", IndicatorKind::ZScore, iv, 5});
+  }
+  shared.rules = {{"x", RuleKind::Crossover, 0, "close", "bb.upper"}};
+  Engine together(reg, shared);
+  std::vector<std::unique_ptr<Engine>> alone;
+  for (std::size_t i = 0; i < 4; ++i) {
+    EngineConfig c = shared;
+    c.indicators = {shared.indicators[i], shared.indicators[i + 4]};
+    c.rules.clear();
+    alone.push_back(std::make_unique<Engine>(reg, c));
+  }
+  Sma sma(5);
+  StdDev sd(5);
+  BBands bb(5, 1.5);
+  ZScore z(5);
+  Batch b;
+  double p = 20.0;
+  for (int i = 0; i < 600; ++i) {
+    p += ((i * 7919) % 23) * 0.01 - 0.11;
+    b.add(0, i * 700'000'000LL, i % 50 == 7 ? p * 40.0 : p, 1.0);  // outliers force reseeds
+  }
+  IngestResult out;
+  for (std::size_t lo = 0; lo < b.sym.size();) {  // blocks of 1, 3 and 200 trades
+    const std::size_t k = std::min<std::size_t>(b.sym.size() - lo, lo % 3 == 0 ? 200 : lo % 2 + 1);
+    auto part = [&](const auto& v) { return std::span(v).subspan(lo, k); };
+    together.on_trades(part(b.sym), part(b.ts), part(b.px), part(b.sz), part(b.seq),
+                       part(b.flags), out);
+    for (auto& e : alone) {
+      e->on_trades(part(b.sym), part(b.ts), part(b.px), part(b.sz), part(b.seq), part(b.flags),
+                   out);
+    }
+    for (std::size_t i = lo; i < lo + k; ++i) {
+      (void)sma.update(b.px[i]);
+      (void)sd.update(b.px[i]);
+      (void)bb.update(b.px[i]);
+      (void)z.update(b.px[i]);
+    }
+    lo += k;
+    const std::vector<double> t = together.indicator_values(0, 0, true);
+    REQUIRE(t.size() == 6);
+    auto same = [](double a, double x) { return a == x || (std::isnan(a) && std::isnan(x)); };
+    CHECK(same(t[0], alone[0]->indicator_values(0, 0, true)[0]));
+    CHECK(same(t[1], alone[1]->indicator_values(0, 0, true)[0]));
+    CHECK(same(t[2], alone[2]->indicator_values(0, 0, true)[0]));
+    CHECK(same(t[4], alone[2]->indicator_values(0, 0, true)[2]));
+    CHECK(same(t[5], alone[3]->indicator_values(0, 0, true)[0]));
+    CHECK(same(t[0], sma.value()));
+    CHECK(same(t[1], sd.value()));
+    CHECK(same(t[2], bb.value().upper));
+    CHECK(same(t[3], bb.value().middle));
+    CHECK(same(t[4], bb.value().lower));
+    CHECK(same(t[5], z.value()));
+    const std::vector<double> bars = together.indicator_values(0, 10 * S, true);
+    for (std::size_t i = 0; i < 4; ++i) {
+      const std::vector<double> a = alone[i]->indicator_values(0, 10 * S, true);
+      const std::size_t at = i < 3 ? i : 5;  // bb has three outputs
+      CHECK(same(bars[at], a[0]));
+    }
+  }
+  CHECK(together.counters().bars > 30);
+  CHECK(out.signals.size() > 5);
 }

@@ -127,6 +127,56 @@ def test_batch_and_single_calls_are_equivalent() -> None:
         np.testing.assert_array_equal(batch.indicator_values(s, M), single.indicator_values(s, M))
 
 
+@pytest.mark.parametrize(
+    ("n_symbols", "ring_capacity", "batch_rows"),
+    [
+        (1, 4096, 3000),  # one symbol: a long run processed in blocks
+        (3, 4096, 3000),  # grouped by symbol straight into the rings
+        (3, 512, 3000),  # grouped through scratch columns (a symbol's rows exceed its ring)
+        (3, 4096, 100),  # small interleaved batches: short runs, trade by trade
+    ],
+)
+def test_every_batch_shape_equals_single_calls(
+    n_symbols: int, ring_capacity: int, batch_rows: int
+) -> None:
+    # Arrange
+    names = [f"S{i}" for i in range(n_symbols)]
+    b = stream(3000, n_symbols=n_symbols, seed=5, step_ns=300_000_000)
+    batch = engine(registry(*names), ring_capacity=ring_capacity)
+    single = engine(registry(*names), ring_capacity=ring_capacity)
+    # Act
+    parts = [
+        batch.on_trades(**{k: v[lo : lo + batch_rows] for k, v in b.items()})
+        for lo in range(0, 3000, batch_rows)
+    ]
+    ones = [
+        single.on_trade(
+            int(b["symbol_id"][i]), int(b["ts_event"][i]), float(b["price"][i]), float(b["size"][i])
+        )
+        for i in range(3000)
+    ]
+    # Assert
+    got = [p for p in parts if p.n_signals + p.n_bars > 0]
+    want = [r for r in ones if r is not None]
+    for field, keys in (
+        ("signals", ("rule_id", "symbol_id", "ts_event", "direction", "value")),
+        ("bars", ("symbol_id", "ts_event", "close", "volume", "vwap", "trades")),
+        ("indicators", ("symbol_id", "output_id", "value")),
+    ):
+        for key in keys:
+            np.testing.assert_array_equal(
+                np.concatenate([getattr(r, field)[key] for r in got]),
+                np.concatenate([getattr(r, field)[key] for r in want]),
+            )
+    assert sum(p.n_signals for p in parts) > 100
+    for s in range(n_symbols):
+        np.testing.assert_array_equal(batch.indicator_values(s, 0), single.indicator_values(s, 0))
+        np.testing.assert_array_equal(batch.indicator_values(s, M), single.indicator_values(s, M))
+        np.testing.assert_array_equal(
+            batch.last_trades(s, 10)["price"], single.last_trades(s, 10)["price"]
+        )
+
+
 def test_single_trade_returns_none_when_nothing_was_produced() -> None:
     # Arrange
     e = engine(rules=[])

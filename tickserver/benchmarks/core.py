@@ -627,5 +627,6 @@ _NOTES = [
     "nautilus MACD has no signal line and its RSI smooths with an EMA (not Wilder); "
     "talipp is pure Python",
     "all-in-<N>sym: the same all-in work over N symbols in random order, one batch (the engine "
-    "partitions a large batch by symbol, docs/decisions/0013)",
+    "partitions a large batch by symbol, docs/decisions/0013); a fresh engine per run, so the "
+    "figure includes first-touch page faults of ring and result storage (docs/perf.md)",
 ]

@@ -1,7 +1,11 @@
-// Indicator banks: every indicator of one symbol at one interval, grouped by type, flat outputs.
+// Indicator banks: every indicator of one symbol at one interval, state per kind, shared params.
 //
-// No virtual dispatch; indicators that need the same rolling window (SMA, BBANDS, STDDEV and
-// ZSCORE of one period) share a single RollingMoments.
+// A BankPlan (one per interval, shared by all symbols) holds the indicators' parameters, the
+// output layout and which outputs rules read on every input; a Bank holds one symbol's state,
+// grouped by kind (structure of arrays; no parameters, no virtual dispatch). Indicators that
+// need the same rolling window (SMA, BBANDS, STDDEV and ZSCORE of one period) share one moments
+// state. Outputs are derived from the state when read, so a block of trades pays only for the
+// recurrences plus the per-trade outputs some rule needs.
 #pragma once
 
 #include <cmath>
@@ -53,15 +57,15 @@ struct IndicatorSpec {
   double k = 2.0;
 };
 
-/// The layout of a bank, shared by all symbols: which indicators exist, grouped by type, and
-/// which output slot each writes. Built once per interval.
+/// The layout of a bank, shared by all symbols: the indicators' parameters grouped by kind, the
+/// output slot each writes, and the output columns of Bank::run_ticks. Built once per interval.
 class BankPlan {
  public:
   /// `specs` must all have the same interval; names must be unique. Throws std::invalid_argument.
   explicit BankPlan(std::span<const IndicatorSpec> specs);
 
   [[nodiscard]] const std::vector<std::string>& output_names() const noexcept { return names_; }
-  [[nodiscard]] std::size_t n_outputs() const noexcept { return n_outputs_; }
+  [[nodiscard]] std::size_t n_outputs() const noexcept { return names_.size(); }
   [[nodiscard]] bool empty() const noexcept { return names_.empty(); }
   /// Slot of an output name ("sma20", "macd.signal", ...).
   [[nodiscard]] std::optional<std::uint32_t> output_index(std::string_view name) const;
@@ -69,11 +73,20 @@ class BankPlan {
   [[nodiscard]] std::optional<std::pair<std::uint32_t, std::uint32_t>> bands_of(
       std::string_view indicator) const;
 
+  /// Have Bank::run_ticks write this output slot's value after every input (a rule reads it).
+  void want(std::uint32_t slot);
+  /// Column of an output slot in run_ticks' output block, or -1 if it is not written.
+  [[nodiscard]] std::int32_t column(std::uint32_t slot) const noexcept { return out_col_[slot]; }
+  /// Columns of run_ticks' output block (wanted outputs and their intermediate values).
+  [[nodiscard]] std::size_t n_columns() const noexcept { return n_cols_; }
+
  private:
   friend class Bank;
   struct Moment {
-    int period;
-    bool variance;
+    MomentsParams params;
+    std::size_t hist;      // offset of its history in Bank::hist_
+    std::int32_t tot = -1;  // run_ticks columns of the window totals and variances
+    std::int32_t var = -1;
   };
   struct MomentOut {
     std::uint32_t moment;
@@ -84,136 +97,163 @@ class BankPlan {
     double k;
     std::uint32_t upper;  // middle = upper + 1, lower = upper + 2
   };
-  struct PeriodOut {
-    int period;
-    std::uint32_t out;
-  };
-  struct MacdOut {
-    int fast, slow, signal;
-    std::uint32_t out;  // macd; signal = out + 1, hist = out + 2
+  template <typename Params>
+  struct Out {
+    Params params;
+    std::uint32_t out;  // first output slot (MACD: macd, signal, hist)
   };
 
   std::uint32_t moment_for(int period, bool variance);
   std::uint32_t add_output(std::string name);
+  std::int32_t column_for(std::uint32_t slot);
+  std::int32_t new_column() { return static_cast<std::int32_t>(n_cols_++); }
 
   std::vector<std::string> names_;
-  std::size_t n_outputs_ = 0;
   std::vector<std::pair<std::string, std::uint32_t>> bands_by_name_;
   std::vector<Moment> moments_;
+  std::size_t hist_size_ = 0;
   std::vector<MomentOut> sma_, stddev_, zscore_;
   std::vector<BandsOut> bbands_;
-  std::vector<PeriodOut> ema_, rsi_, atr_;
-  std::vector<MacdOut> macd_;
+  std::vector<Out<EmaParams>> ema_;
+  std::vector<Out<RsiParams>> rsi_;
+  std::vector<Out<AtrParams>> atr_;
+  std::vector<Out<MacdParams>> macd_;
   std::vector<std::uint32_t> vwap_;
+  std::vector<std::int32_t> out_col_;  // per output slot
+  std::size_t n_cols_ = 0;
 };
 
-/// The indicator state of one symbol at one interval. Holds a pointer to its plan (which must
-/// outlive it) and shares the engine's session calendar for VWAP.
+/// The indicator state of one symbol at one interval. Holds pointers to its plan and to the
+/// session calendar (for VWAP), which must outlive it.
 class Bank {
  public:
-  Bank(const BankPlan& plan, const std::shared_ptr<SessionCalendar>& calendar);
+  Bank(const BankPlan& plan, const SessionCalendar* calendar);
 
-  /// Feed one trade: every indicator sees the price (ATR as high = low = close = price).
-  void update_tick(double price, double size, std::int64_t ts_event) noexcept;
+  /// Feed n trades (every indicator sees each price; ATR as high = low = close = price, which
+  /// must be finite). The value of every wanted output (BankPlan::want) after each trade i goes
+  /// to cols[column * stride + i]. Compiled per CPU level.
+  void run_ticks(const double* price, const double* size, const std::int64_t* ts, std::size_t n,
+                 double* cols, std::size_t stride) noexcept;
+  /// Feed one trade, as run_ticks() with n = 1, and write every output a rule may read (every
+  /// wanted output, every EMA, RSI, MACD, ATR and VWAP output) to v[slot] and the price to
+  /// v[n_outputs]. For short runs, where run_ticks' per-call work would dominate.
+  void update_tick(double price, double size, std::int64_t ts, double* __restrict v) noexcept;
   /// Commit one closed bar: indicators see the close (ATR high/low/close, VWAP its notional).
   void update_bar(const Bar& bar) noexcept;
+  /// Outputs after the last committed update, indexed like plan.output_names().
+  void values(std::span<double> out) const noexcept;
   /// The outputs update_bar(bar) would produce, without committing (provisional forming bar).
   void peek_bar(const Bar& bar, std::span<double> out) const noexcept;
-  /// Set the "close" slot without updating indicators (a bank without indicators).
-  void set_close(double x) noexcept { out_.back() = x; }
+  /// The last input (trade price or bar close); rules read it as "close".
+  [[nodiscard]] double close() const noexcept { return close_; }
+  /// Set the close without updating indicators (a bank without indicators).
+  void set_close(double x) noexcept { close_ = x; }
   /// The session calendar changed: VWAPs look their session up again.
   void calendar_changed() noexcept;
 
-  /// Outputs after the last committed update, indexed like plan.output_names().
-  [[nodiscard]] std::span<const double> values() const noexcept {
-    return {out_.data(), out_.size() - 1};
-  }
-  /// values() followed by one more slot holding the last input (the trade price or bar close),
-  /// so that rules read "close" like any other output (slot plan.n_outputs()).
-  [[nodiscard]] const double* slots() const noexcept { return out_.data(); }
   [[nodiscard]] std::size_t memory_bytes() const noexcept;
 
  private:
-  template <typename T>
-  struct Item {
-    T ind;
-    std::uint32_t out;  // first output slot
-  };
-
-  template <typename Input>
-  void update(const Input& in) noexcept;
+  void update_moments(double x) noexcept;
 
   const BankPlan* plan_;
-  std::vector<RollingMoments> moments_;
-  std::vector<Item<Ema>> ema_;
-  std::vector<Item<Rsi>> rsi_;
-  std::vector<Item<Macd>> macd_;
-  std::vector<Item<Atr>> atr_;
-  std::vector<Item<Vwap>> vwap_;
-  std::vector<double> out_;
+  const SessionCalendar* calendar_;
+  std::vector<MomentsState> moments_;
+  std::vector<double> hist_;  // the moments' histories, back to back
+  std::vector<EmaState> ema_;
+  std::vector<RsiState> rsi_;
+  std::vector<MacdState> macd_;
+  std::vector<AtrState> atr_;
+  std::vector<VwapState> vwap_;
+  double close_ = kNaN;
 };
 
 // ---------------------------------------------------------------------------------------------
-// Hot path, inline so that it is compiled into the engine's per-CPU clones.
+// The one-trade path, inline so that it is compiled into the engine's per-CPU clones.
 
-namespace detail {
-struct TickInput {
-  double price, size;
-  std::int64_t ts;
-  [[nodiscard]] double close() const noexcept { return price; }
-  [[nodiscard]] double high() const noexcept { return price; }
-  [[nodiscard]] double low() const noexcept { return price; }
-  [[nodiscard]] double notional() const noexcept { return price * size; }
-  [[nodiscard]] double volume() const noexcept { return size; }
-  [[nodiscard]] std::int64_t time() const noexcept { return ts; }
-};
-struct BarInput {
-  const Bar& bar;
-  [[nodiscard]] double close() const noexcept { return bar.close; }
-  [[nodiscard]] double high() const noexcept { return bar.high; }
-  [[nodiscard]] double low() const noexcept { return bar.low; }
-  [[nodiscard]] double notional() const noexcept { return bar.notional; }
-  [[nodiscard]] double volume() const noexcept { return bar.volume; }
-  [[nodiscard]] std::int64_t time() const noexcept { return bar.ts_open; }
-};
-}  // namespace detail
+TICKSERVER_INLINE void Bank::update_moments(double x) noexcept {
+  const auto* mp = plan_->moments_.data();
+  MomentsState* ms = moments_.data();
+  double* hist = hist_.data();
+  for (std::size_t m = 0, n = moments_.size(); m < n; ++m) {
+    if (mp[m].params.variance) {
+      moments::update<true>(mp[m].params, ms[m], hist + mp[m].hist, x);
+    } else {
+      moments::update<false>(mp[m].params, ms[m], hist + mp[m].hist, x);
+    }
+  }
+}
 
-template <typename Input>
-[[gnu::always_inline]] inline void Bank::update(const Input& in) noexcept {
+TICKSERVER_INLINE void Bank::update_tick(double x, double size, std::int64_t ts,
+                                         double* __restrict v) noexcept {
   const BankPlan& p = *plan_;
-  double* out = out_.data();
-  const double x = in.close();
-  out[p.n_outputs()] = x;
-  for (RollingMoments& m : moments_) m.update(x);
-  const RollingMoments* ms = moments_.data();
-  for (const auto& d : p.sma_) out[d.out] = ms[d.moment].mean();
-  for (const auto& d : p.stddev_) out[d.out] = ms[d.moment].stddev();
+  update_moments(x);
+  // Data pointers and counts in locals: stores through `v` would otherwise make the compiler
+  // reload every vector's bounds.
+  {
+    const auto* d = p.ema_.data();
+    EmaState* st = ema_.data();
+    for (std::size_t i = 0, n = ema_.size(); i < n; ++i) {
+      v[d[i].out] = ema::update(d[i].params, st[i], x);
+    }
+  }
+  {
+    const auto* d = p.rsi_.data();
+    RsiState* st = rsi_.data();
+    for (std::size_t i = 0, n = rsi_.size(); i < n; ++i) {
+      v[d[i].out] = rsi::update(d[i].params, st[i], x);
+    }
+  }
+  {
+    const auto* d = p.macd_.data();
+    MacdState* st = macd_.data();
+    for (std::size_t i = 0, n = macd_.size(); i < n; ++i) {
+      const MacdValue m = macd::update(d[i].params, st[i], x);
+      v[d[i].out] = m.macd;
+      v[d[i].out + 1] = m.signal;
+      v[d[i].out + 2] = m.hist;
+    }
+  }
+  {
+    const auto* d = p.atr_.data();
+    AtrState* st = atr_.data();
+    for (std::size_t i = 0, n = atr_.size(); i < n; ++i) {
+      v[d[i].out] = atr::update(d[i].params, st[i], x, x, x);
+    }
+  }
+  {
+    const std::uint32_t* d = p.vwap_.data();
+    VwapState* st = vwap_.data();
+    for (std::size_t i = 0, n = vwap_.size(); i < n; ++i) {
+      v[d[i]] = vwap::add(*calendar_, st[i], x * size, size, ts);
+    }
+  }
+  // Outputs derived from the moments (the window total and variance the update left in the
+  // state), where a rule reads them.
+  const auto* mp = p.moments_.data();
+  const MomentsState* ms = moments_.data();
+  const std::int32_t* col = p.out_col_.data();
+  auto mean = [&](std::uint32_t m) { return moments::mean(mp[m].params, ms[m]); };
+  auto sd = [&](std::uint32_t m) { return std::sqrt(ms[m].var); };
+  for (const auto& d : p.sma_) {
+    if (col[d.out] >= 0) v[d.out] = mean(d.moment);
+  }
+  for (const auto& d : p.stddev_) {
+    if (col[d.out] >= 0) v[d.out] = sd(d.moment);
+  }
   for (const auto& d : p.zscore_) {
-    out[d.out] = ZScore::of(x, ms[d.moment].mean(), ms[d.moment].stddev());
+    if (col[d.out] >= 0) v[d.out] = ZScore::of(x, mean(d.moment), sd(d.moment));
   }
   for (const auto& d : p.bbands_) {
-    const Bands b = BBands::of(ms[d.moment].mean(), ms[d.moment].stddev(), d.k);
-    out[d.upper] = b.upper;
-    out[d.upper + 1] = b.middle;
-    out[d.upper + 2] = b.lower;
+    if (col[d.upper] >= 0) {
+      const Bands b = BBands::of(mean(d.moment), sd(d.moment), d.k);
+      v[d.upper] = b.upper;
+      v[d.upper + 1] = b.middle;
+      v[d.upper + 2] = b.lower;
+    }
   }
-  for (auto& it : ema_) out[it.out] = it.ind.update(x);
-  for (auto& it : rsi_) out[it.out] = it.ind.update(x);
-  for (auto& it : macd_) {
-    const MacdValue v = it.ind.update(x);
-    out[it.out] = v.macd;
-    out[it.out + 1] = v.signal;
-    out[it.out + 2] = v.hist;
-  }
-  for (auto& it : atr_) out[it.out] = it.ind.update(in.high(), in.low(), x);
-  for (auto& it : vwap_) out[it.out] = it.ind.add(in.notional(), in.volume(), in.time());
+  v[p.n_outputs()] = x;
+  close_ = x;
 }
-
-[[gnu::always_inline]] inline void Bank::update_tick(double price, double size,
-                                                   std::int64_t ts_event) noexcept {
-  update(detail::TickInput{price, size, ts_event});
-}
-
-inline void Bank::update_bar(const Bar& bar) noexcept { update(detail::BarInput{bar}); }
 
 }  // namespace tickserver

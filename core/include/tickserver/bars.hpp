@@ -162,6 +162,39 @@ class BarSeries {
     return BarEvent::Opened;
   }
 
+  /// How many of the trades stamped ts[0..n) fall, from the first on, into the forming bar
+  /// (those add_fast() would report Updated).
+  [[nodiscard]] TICKSERVER_INLINE std::size_t forming_prefix(const std::int64_t* ts,
+                                                             std::size_t n) const noexcept {
+    if (!has_forming_) return 0;
+    const std::int64_t lo = forming_.ts_open;
+    const std::int64_t hi = end_;
+    std::size_t i = 0;
+    while (i < n && ts[i] >= lo && ts[i] < hi) ++i;
+    return i;
+  }
+
+  /// add_fast() of n trades that all fall into the forming bar (see forming_prefix()), in bulk.
+  TICKSERVER_INLINE void add_forming(const double* __restrict price,
+                                     const double* __restrict size, std::size_t n) noexcept {
+    if (n == 0) return;
+    double high = forming_.high, low = forming_.low;
+    double volume = forming_.volume, notional = forming_.notional;
+    for (std::size_t i = 0; i < n; ++i) {
+      const double p = price[i];
+      high = p > high ? p : high;
+      low = p < low ? p : low;
+      volume += size[i];
+      notional += p * size[i];
+    }
+    forming_.high = high;
+    forming_.low = low;
+    forming_.close = price[n - 1];
+    forming_.volume = volume;
+    forming_.notional = notional;
+    forming_.trades += n;
+  }
+
   /// Close the forming bar and open a new one with this trade (after add_fast() said MustRoll).
   /// Returns the bar that closed.
   const Bar& roll(std::int64_t ts, double price, double size, const BarClock& clock) {

@@ -205,16 +205,24 @@ class Engine {
   struct CompiledRule {
     RuleKind kind;
     std::uint16_t id;
-    std::uint32_t a;  ///< bank slot (Bank::slots()); breakout: upper band
-    std::uint32_t b;  ///< bank slot; breakout: lower band
+    std::uint32_t a;  ///< output slot (n_outputs = close); breakout: upper band
+    std::uint32_t b;  ///< output slot; breakout: lower band
     double above;
     double below;
+    std::int32_t a_col = -1;  ///< tick rules: run_ticks columns of a and b (-1: the price)
+    std::int32_t b_col = -1;
   };
   /// A rule that fired during one evaluation, before it is written out.
   struct Fired {
     double value;
     std::uint16_t id;
     std::int8_t direction;
+  };
+  /// A signal of a bar close inside a run of trades, kept until the run's tick signals up to
+  /// that trade are written (row order: a trade's tick signals come before its bars' signals).
+  struct BarFired {
+    std::uint32_t index;  ///< trade index within the chunk
+    Signal signal;
   };
   /// The rules of one bank, grouped by kind (no per-rule dispatch on the hot path).
   struct RuleGroup {
@@ -235,16 +243,50 @@ class Engine {
     double top_before[4] = {0, 0, 0, 0};
   };
 
+  /// Trades are processed in chunks of kChunk (bars, rule scans and signal output), and the
+  /// indicator kernels in sub-blocks of kBlock: each kind's recurrence is latency-bound, and
+  /// short blocks let the CPU overlap one kind's loop with the next kind's.
+  static constexpr std::size_t kChunk = 256;
+  static constexpr std::size_t kBlock = 32;
+  static constexpr std::uint32_t kNoRun = 0xFFFFFFFFu;
+  /// Runs shorter than this go through process_one(), trade by trade.
+  static constexpr std::size_t kShortRun = 8;
+
   [[nodiscard]] TradeReject check(SymbolId symbol_id, double price, double size) const noexcept;
-  void process_trade(SymbolId symbol_id, std::int64_t ts_event, double price, double size,
-                     std::uint64_t seq, std::uint8_t flags, IngestResult& out);
+  /// Store n valid trades of one symbol in its ring and process them in order (`rows`: their
+  /// row indices when the batch was grouped by symbol, else null).
+  void process_run(SymbolId symbol_id, const std::int64_t* ts, const double* price,
+                   const double* size, const std::uint64_t* seq, const std::uint8_t* flags,
+                   std::size_t n, const std::uint32_t* rows, IngestResult& out);
+  /// process_run() for trades already stored in the ring.
+  void process_stored(SymbolState& st, SymbolId symbol_id, const std::int64_t* ts,
+                      const double* price, const double* size, std::size_t n,
+                      const std::uint32_t* rows, IngestResult& out);
+  /// One stored trade, row by row (short runs): bars, tick indicators and rules as the block
+  /// path computes them. `row` tags its outputs in a grouped batch.
+  void process_one(SymbolState& st, SymbolId symbol_id, std::int64_t ts, double price,
+                   double size, std::int64_t row, IngestResult& out);
+  /// Store one valid trade in its symbol's ring and process_one() it (ungrouped calls).
+  void store_and_process_one(SymbolState& st, SymbolId symbol_id, std::int64_t ts, double price,
+                             double size, std::uint64_t seq, std::uint8_t flags,
+                             IngestResult& out);
+  /// The bars of a chunk of one symbol's trades: trades inside every forming bar in bulk, the
+  /// others (opening, rolling or late) one by one.
+  void run_bars(SymbolState& st, SymbolId symbol_id, const std::int64_t* ts, const double* price,
+                const double* size, std::size_t n, const std::uint32_t* rows, IngestResult& out);
+  /// Evaluate the tick rules over a chunk's columns; returns how many trades fired a rule.
+  std::size_t scan_tick_rules(SymbolState& st, const double* price, std::size_t n) noexcept;
+  /// Write the chunk's tick-rule firings and bar signals in row order.
+  void emit_chunk_signals(SymbolId symbol_id, const std::int64_t* ts, const double* price,
+                          std::size_t nt, const std::uint32_t* rows, IngestResult& out);
+  /// A bar closed: write it, update its interval's indicators and rules. `run_index` is the
+  /// trade's index within the current chunk (its signals wait in bar_fired_), or kNoRun.
   void on_bar_close(SymbolState& st, SymbolId symbol_id, std::size_t k, const Bar& bar,
-                    IngestResult& out);
-  /// Evaluate a bank's rules into fired_; returns how many fired (emit_signals writes them).
-  std::size_t eval_rules(SymbolState& st, std::size_t bank) noexcept;
-  void emit_signals(std::size_t n, SymbolId symbol_id, std::int64_t ts);
-  /// Move the signals buffered during a call into the result's columns.
-  void flush_signals(IngestResult& out);
+                    IngestResult& out, std::uint32_t run_index);
+  /// Evaluate a bar bank's rules on its values into fired_; returns how many fired.
+  std::size_t eval_rules(SymbolState& st, std::size_t bank, const double* v) noexcept;
+  /// Write the n firings in fired_ (tagged with row_ in a grouped batch).
+  void emit_signals(std::size_t n, SymbolId symbol_id, std::int64_t ts, IngestResult& out);
   /// on_trades for a large batch of several symbols: rows are partitioned by symbol (stable),
   /// each symbol's run is processed with its state hot in cache, and the outputs are put back
   /// in row order. Results are identical to row-by-row processing.
@@ -253,7 +295,10 @@ class Engine {
                          std::span<const double> size, std::span<const std::uint64_t> seq,
                          std::span<const std::uint8_t> flags, IngestResult& out);
   /// Put the outputs appended since the given sizes back in row order (row tags below).
-  void restore_row_order(IngestResult& out, std::size_t bars0, std::size_t indicators0);
+  void restore_row_order(IngestResult& out, std::size_t bars0, std::size_t indicators0,
+                         std::size_t signals0);
+  /// Clear the per-call buffers after a call's outputs were written.
+  void end_call() noexcept;
   [[nodiscard]] std::size_t bank_index(std::int64_t interval) const;
   [[nodiscard]] SymbolState& state(SymbolId symbol_id) const;
   void touch_book(SymbolState& st, SymbolId symbol_id, BookResult& out) noexcept;
@@ -267,15 +312,28 @@ class Engine {
   std::size_t n_intervals_ = 0;
   std::vector<std::unique_ptr<BankPlan>> plans_;  // [0] = tick
   std::vector<RuleGroup> rules_;  // per bank
+  std::vector<CompiledRule> tick_rules_;  // rules_[0] in evaluation order
   std::vector<Fired> fired_;      // scratch: one slot per rule
-  std::vector<Signal> pending_;   // signals of the current call, as records until flush_signals
+  std::vector<double> values_;    // scratch: a bar bank's outputs and close
+  // Scratch of one chunk: run_ticks' output columns, a rule's observation codes, each tick
+  // rule's direction per trade (kChunk per rule), their OR, the trades where some rule fired,
+  // each rule's signal-value column, and the signals of bar closes inside the chunk.
+  std::vector<double> tick_cols_;
+  std::vector<std::uint8_t> codes_;
+  std::vector<std::int8_t> fire_dir_;
+  std::vector<std::int8_t> fire_any_;
+  std::vector<std::uint32_t> fire_ticks_;
+  std::vector<const double*> fire_value_;
+  std::vector<BarFired> bar_fired_;
   // Row tags of the outputs of the current call (used to restore row order after grouping).
   std::int64_t row_ = 0;
+  bool tag_signals_ = false;  // a grouped batch: signals need row tags
   std::vector<std::int64_t> bar_rows_, indicator_rows_, signal_rows_;
-  // Scratch of on_trades_grouped: the valid rows, partitioned by symbol.
+  // Scratch of on_trades_grouped: the valid rows, partitioned by symbol (only their row index
+  // when every symbol's rows fit in its ring, which then holds the partitioned trades).
   std::vector<std::uint32_t> group_start_;
+  std::vector<TradeRing::Writer> writers_;
   std::vector<std::uint32_t> g_row_;
-  std::vector<SymbolId> g_sym_;
   std::vector<std::int64_t> g_ts_;
   std::vector<double> g_px_, g_sz_;
   std::vector<std::uint64_t> g_seq_;

@@ -5,9 +5,12 @@
 #include <cassert>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <stdexcept>
 #include <type_traits>
+
+#include "tickserver/platform.hpp"
 
 namespace tickserver {
 
@@ -165,6 +168,62 @@ class TradeRing {
     ++pushed_;
   }
 
+  /// Append n trades in order, as n push() calls would (only the last capacity() are copied).
+  /// Precondition: allocated().
+  void push_many(const std::int64_t* ts_event, const double* price, const double* size,
+                 const std::uint64_t* seq, const std::uint8_t* flags, std::size_t n) noexcept {
+    assert(allocated());
+    if (n == 1) {
+      push(ts_event[0], price[0], size[0], seq[0], flags[0]);
+      return;
+    }
+    std::size_t skip = 0;  // trades that would be overwritten within this call
+    std::size_t h = head_;
+    if (n > capacity_) {
+      skip = n - capacity_;
+      h = (h + skip) % capacity_;
+    }
+    const std::size_t m = n - skip;
+    const std::size_t first = std::min(m, capacity_ - h);
+    copy_in(h, skip, first, ts_event, price, size, seq, flags);
+    copy_in(0, skip + first, m - first, ts_event, price, size, seq, flags);
+    h += m;
+    if (h >= capacity_) h -= capacity_;
+    head_ = h;
+    pushed_ += n;
+  }
+
+  /// Direct access for a caller that scatters many trades over many rings: write trades at
+  /// head, head + 1, ... (wrapping at capacity), then commit() them. Precondition: allocated().
+  struct Writer {
+    std::int64_t* ts_event;
+    double* price;
+    double* size;
+    std::uint64_t* seq;
+    TradeFlags* flags;
+    std::size_t head;
+    std::size_t capacity;
+    TICKSERVER_INLINE void push(std::int64_t t, double p, double q, std::uint64_t s,
+                                std::uint8_t f) noexcept {
+      const std::size_t h = head;
+      ts_event[h] = t;
+      price[h] = p;
+      size[h] = q;
+      seq[h] = s;
+      flags[h] = static_cast<TradeFlags>(f);
+      head = h + 1 == capacity ? 0 : h + 1;
+    }
+  };
+  [[nodiscard]] Writer writer() noexcept {
+    assert(allocated());
+    return {ts_, price_, size_, seq_, flags_, head_, capacity_};
+  }
+  /// The writer wrote n trades and its head is now `head`.
+  void commit(const Writer& w, std::uint64_t n) noexcept {
+    head_ = w.head;
+    pushed_ += n;
+  }
+
   [[nodiscard]] std::size_t capacity() const noexcept { return capacity_; }
   [[nodiscard]] std::size_t size() const noexcept {
     return pushed_ < capacity_ ? static_cast<std::size_t>(pushed_) : capacity_;
@@ -211,6 +270,17 @@ class TradeRing {
   }
 
  private:
+  void copy_in(std::size_t to, std::size_t from, std::size_t len, const std::int64_t* ts_event,
+               const double* price, const double* size, const std::uint64_t* seq,
+               const std::uint8_t* flags) noexcept {
+    if (len == 0) return;
+    std::memcpy(ts_ + to, ts_event + from, len * sizeof(std::int64_t));
+    std::memcpy(price_ + to, price + from, len * sizeof(double));
+    std::memcpy(size_ + to, size + from, len * sizeof(double));
+    std::memcpy(seq_ + to, seq + from, len * sizeof(std::uint64_t));
+    std::memcpy(flags_ + to, flags + from, len);
+  }
+
   void copy_slice(std::size_t from, std::size_t len, std::size_t to, std::int64_t* ts_event,
                   double* price, double* size, std::uint64_t* seq,
                   std::uint8_t* flags) const noexcept {
