@@ -208,12 +208,9 @@ class Engine(BaseComponent):
         dt = time.perf_counter_ns() - t0
         self.m_latency.observe(dt / 1e9, type="trade")
         self.m_per_event.set(dt / max(n, 1), type="trade")
-        accepted = batch
-        if res.n_rejected:
-            self._count_rejects(batch.source, "trade", res.reject_reason, _core.reject_reason_name)
-            mask = np.ones(n, dtype=bool)
-            mask[res.rejected] = False
-            accepted = batch.take(mask)
+        accepted = self._accepted(
+            batch, res.rejected, res.reject_reason, "trade", _core.reject_reason_name
+        )
         if res.late:
             self.m_late.inc(res.late)
         if len(accepted):
@@ -233,12 +230,7 @@ class Engine(BaseComponent):
         res = self.core.on_quotes(
             batch.symbol_id, batch.bid_px, batch.bid_sz, batch.ask_px, batch.ask_sz, batch.seq
         )
-        accepted = batch
-        if len(res.rejected):
-            self._count_rejects(batch.source, "quote", res.reasons, _core.book_status_name)
-            mask = np.ones(n, dtype=bool)
-            mask[res.rejected] = False
-            accepted = batch.take(mask)
+        accepted = self._accepted(batch, res.rejected, res.reasons, "quote", _core.book_status_name)
         if len(accepted):
             self.last_event_ns = time.time_ns()
             self.bus.publish(Topic.QUOTES, accepted)
@@ -255,12 +247,7 @@ class Engine(BaseComponent):
         dt = time.perf_counter_ns() - t0
         self.m_latency.observe(dt / 1e9, type="book")
         self.m_per_event.set(dt / max(n, 1), type="book")
-        accepted = batch
-        if len(res.rejected):
-            self._count_rejects(batch.source, "book", res.reasons, _core.book_status_name)
-            mask = np.ones(n, dtype=bool)
-            mask[res.rejected] = False
-            accepted = batch.take(mask)
+        accepted = self._accepted(batch, res.rejected, res.reasons, "book", _core.book_status_name)
         if len(accepted):
             self.last_event_ns = time.time_ns()
             if self.bus.has_listeners(Topic.BOOK):
@@ -293,6 +280,22 @@ class Engine(BaseComponent):
             seq=np.zeros(k, dtype=np.uint64),
             flags=np.zeros(k, dtype=np.uint8),
         )
+
+    def _accepted(
+        self,
+        batch: Any,
+        rejected: NDArray[np.int64],
+        reasons: NDArray[np.uint8],
+        kind: str,
+        namer: Any,
+    ) -> Any:
+        """``batch`` without its rejected rows (counted by reason)."""
+        if not len(rejected):
+            return batch
+        self._count_rejects(batch.source, kind, reasons, namer)
+        mask = np.ones(len(batch), dtype=bool)
+        mask[rejected] = False
+        return batch.take(mask)
 
     def _count_rejects(
         self, source: str, kind: str, reasons: NDArray[np.uint8], namer: Any

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -332,7 +332,10 @@ def trade_rows(
     return rows_from_columns(cols, [(f, f) for f in TICK_FIELDS])
 
 
-def select_trades(batch: TradeBatch, wanted: set[int] | None) -> TradeBatch:
+B = TypeVar("B", TradeBatch, BarBatch)
+
+
+def select_symbols(batch: B, wanted: set[int] | None) -> B:
     """The rows of ``batch`` whose symbol id is in ``wanted`` (all when None)."""
     if wanted is not None:
         mask = np.isin(batch.symbol_id, np.fromiter(wanted, dtype=np.uint32))
@@ -345,10 +348,7 @@ def trades_of_batch(
     batch: TradeBatch, symbols: Symbols, wanted: set[int] | None
 ) -> list[dict[str, Any]]:
     """Rows of a TradeBatch, optionally only for symbol ids in ``wanted``."""
-    if wanted is not None:
-        mask = np.isin(batch.symbol_id, np.fromiter(wanted, dtype=np.uint32))
-        if not mask.all():
-            batch = batch.take(mask)
+    batch = select_symbols(batch, wanted)
     names = symbols.names_of(batch.symbol_id).tolist()
     return trade_rows(names, batch.ts_event, batch.price, batch.size, batch.seq, batch.flags)
 
@@ -389,10 +389,7 @@ def bars_of_batch(
     batch: BarBatch, symbols: Symbols, wanted: set[int] | None
 ) -> list[dict[str, Any]]:
     """Rows of a BarBatch, optionally only for symbol ids in ``wanted``."""
-    if wanted is not None:
-        mask = np.isin(batch.symbol_id, np.fromiter(wanted, dtype=np.uint32))
-        if not mask.all():
-            batch = batch.take(mask)
+    batch = select_symbols(batch, wanted)
     names = symbols.names_of(batch.symbol_id).tolist()
     return bar_rows(names, batch.interval, batch, final=batch.final)
 

@@ -55,7 +55,7 @@ from tickserver.api.market import (
     MarketView,
     bars_of_batch,
     rows_from_columns,
-    select_trades,
+    select_symbols,
     signals_of_batch,
     tick_columns,
 )
@@ -613,7 +613,7 @@ class GraphQLWebSocket:
             fields = [f for _, f in group.selection if not f.startswith("__typename:")]
 
             def ticks(items: list[Any]) -> list[dict[str, Any]]:
-                parts = [select_trades(b, wanted) for b in items]
+                parts = [select_symbols(b, wanted) for b in items]
                 parts = [b for b in parts if len(b)]
                 if not parts:
                     return []
