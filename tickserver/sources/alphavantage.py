@@ -631,13 +631,9 @@ class AlphaVantageSource(Source):
         }
 
 
-def _create(ctx: SourceContext, cfg: AlphaVantageConfig) -> AlphaVantageSource:
-    return AlphaVantageSource(ctx, cfg)
-
-
 PLUGIN = SourcePlugin(
     name="alphavantage",
     config_model=AlphaVantageConfig,
-    factory=_create,
+    factory=AlphaVantageSource,
     description="Alpha Vantage: GLOBAL_QUOTE / TIME_SERIES_INTRADAY within request budgets.",
 )

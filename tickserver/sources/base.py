@@ -211,28 +211,22 @@ class Source(BaseComponent):
 
         Returns the batch as published (possibly empty).
         """
-        if not len(batch):
-            return batch
-        checked = self.validator.trades(batch)
-        seq = self._renumber(batch.seq, len(checked))
-        if not len(checked):
-            return checked
-        checked = _replace_seq(checked, seq)
-        self._note(checked.ts_event, checked.ts_init, checked.flags)
-        self.ctx.bus.publish(Topic.RAW_TRADES, checked)
-        return checked
+        return self._publish_numbered(batch, self.validator.trades, Topic.RAW_TRADES)
 
     def publish_quotes(self, batch: QuoteBatch) -> QuoteBatch:
         """Validate a quote batch, number it, and hand it to the engine (via the bus)."""
+        return self._publish_numbered(batch, self.validator.quotes, Topic.RAW_QUOTES)
+
+    def _publish_numbered(self, batch: _B, check: Callable[[_B], _B], topic: str) -> _B:
         if not len(batch):
             return batch
-        checked = self.validator.quotes(batch)
+        checked = check(batch)
         seq = self._renumber(batch.seq, len(checked))
         if not len(checked):
             return checked
         checked = _replace_seq(checked, seq)
         self._note(checked.ts_event, checked.ts_init, checked.flags)
-        self.ctx.bus.publish(Topic.RAW_QUOTES, checked)
+        self.ctx.bus.publish(topic, checked)
         return checked
 
     def publish_book(self, batch: BookDeltaBatch) -> BookDeltaBatch:

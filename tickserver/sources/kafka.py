@@ -454,14 +454,10 @@ class KafkaSource(Source):
         return dataclasses.replace(h, details=dict(h.details))
 
 
-def _create(ctx: SourceContext, cfg: KafkaSourceConfig) -> KafkaSource:
-    return KafkaSource(ctx, cfg)
-
-
 PLUGIN = SourcePlugin(
     name="kafka",
     config_model=KafkaSourceConfig,
-    factory=_create,
+    factory=KafkaSource,
     description="Ticks from the Kafka ticks topic, shared by partition in a consumer group "
     "(scale-out serving instances).",
 )

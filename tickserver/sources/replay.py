@@ -597,14 +597,10 @@ class ReplaySource(Source):
         return [rows, out, skipped, prog, fin]
 
 
-def _create(ctx: SourceContext, cfg: ReplayConfig) -> ReplaySource:
-    return ReplaySource(ctx, cfg)
-
-
 PLUGIN = SourcePlugin(
     name="replay",
     config_model=ReplayConfig,
-    factory=_create,
+    factory=ReplaySource,
     description="Replay a CSV/Parquet/JSON-lines file of trades and quotes, or yfinance OHLCV "
     "bars, paced by event time.",
 )

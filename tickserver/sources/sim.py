@@ -195,13 +195,9 @@ class SimSource(Source):
         self.set_health("ok", "finished")
 
 
-def _create(ctx: SourceContext, cfg: SimConfig) -> SimSource:
-    return SimSource(ctx, cfg)
-
-
 PLUGIN = SourcePlugin(
     name="sim",
     config_model=SimConfig,
-    factory=_create,
+    factory=SimSource,
     description="Simulated market (deterministic from a seed): trades and L2 book updates.",
 )

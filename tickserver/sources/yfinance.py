@@ -828,13 +828,9 @@ class YFinanceSource(Source):
         return {"burst": max(0, math.floor(st["tokens"]))}
 
 
-def _create(ctx: SourceContext, cfg: YFinanceConfig) -> YFinanceSource:
-    return YFinanceSource(ctx, cfg)
-
-
 PLUGIN = SourcePlugin(
     name="yfinance",
     config_model=YFinanceConfig,
-    factory=_create,
+    factory=YFinanceSource,
     description="Yahoo Finance via yfinance: live WebSocket stream, polling, backfill.",
 )
